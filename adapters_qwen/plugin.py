@@ -1,0 +1,12 @@
+"""Entry point of the built-in qwen plugin: registers its adapters like any third-party plugin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from vlm_adapters import BackboneAdapter, hookimpl
+
+
+@hookimpl
+def register_adapters(register: Callable[[type[BackboneAdapter]], None]) -> None:
+    """Register this family's adapters."""

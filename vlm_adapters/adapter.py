@@ -1,0 +1,292 @@
+"""``BackboneAdapter``: the only interface a backbone implements.
+
+An adapter answers questions about one backbone family: what its vision input must be (the
+spec, read from the checkpoint's config and processor), how to build and validate model
+inputs (always through the stock processor), and where image tokens sit in the sequence.
+It does not run the model loops; the pipeline owns those.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+from einops import rearrange
+from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, PretrainedConfig, PreTrainedModel
+from transformers.processing_utils import ProcessorMixin
+
+from .batch import VisionBatch
+from .errors import TokenCountError, VisionInputError
+from .geometry import ImageGeometry
+from .images import RawImage, image_size, to_pil
+from .spec import DynamicSpec, FixedSpec
+
+Spec = FixedSpec | DynamicSpec
+
+
+class BackboneAdapter(ABC):
+    """Base class for backbone adapters; subclass it in a plugin and register the class.
+
+    Subclasses set ``name`` and ``model_types`` and implement :meth:`build_spec`,
+    :meth:`normalize`, :meth:`tiny_config` and :meth:`tiny_processor`. Everything else has a
+    working default built on the spec.
+    """
+
+    name: ClassVar[str]
+    """Registry name, e.g. ``"qwen2_vl"``."""
+    model_types: ClassVar[tuple[str, ...]]
+    """transformers ``config.model_type`` values this adapter serves."""
+    spec_kind: ClassVar[Literal["fixed", "dynamic"]]
+    """Which kind of :class:`VisionInputSpec` this adapter's ``spec`` is."""
+    description: ClassVar[str] = ""
+    sequence_keys: ClassVar[frozenset[str]] = frozenset(
+        {"input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids", "labels"}
+    )
+    """Keys of ``inputs`` that are ``[batch, seq]`` and get padded when samples are batched."""
+
+    def __init__(self, config: PretrainedConfig, processor: ProcessorMixin) -> None:
+        if config.model_type not in self.model_types:
+            raise VisionInputError(
+                f"adapter {self.name!r} cannot serve this config",
+                found=f"model_type {config.model_type!r}",
+                expected=f"one of {list(self.model_types)}",
+                fix="pick the adapter with vlm_adapters.adapter_for(config)",
+            )
+        self.config = config
+        self.processor = processor
+
+    # --- construction --------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path_or_id: str | Path, **processor_kwargs: Any) -> BackboneAdapter:
+        """Adapter for a checkpoint folder or hub id (config and stock processor from there)."""
+        config = AutoConfig.from_pretrained(str(path_or_id))
+        processor = AutoProcessor.from_pretrained(str(path_or_id), **processor_kwargs)
+        return cls(config, processor)
+
+    @classmethod
+    def from_tiny(cls, variant: str | None = None) -> BackboneAdapter:
+        """Adapter for the tiny offline default: random-weight config, local tokenizer."""
+        config = cls.tiny_config(variant)
+        return cls(config, cls.tiny_processor(config))
+
+    @classmethod
+    def variants(cls) -> tuple[str, ...]:
+        """Names accepted by ``tiny_config(variant)``: one per served ``model_type`` by default."""
+        return cls.model_types
+
+    @classmethod
+    @abstractmethod
+    def tiny_config(cls, variant: str | None = None) -> PretrainedConfig:
+        """A few-layer config with the family's real structure, for tests and the offline default."""
+
+    @classmethod
+    @abstractmethod
+    def tiny_processor(cls, config: PretrainedConfig) -> ProcessorMixin:
+        """The stock processor around an offline tokenizer that fits ``config``."""
+
+    def load_model(
+        self,
+        path_or_id: str | Path | None = None,
+        *,
+        dtype: torch.dtype | str | None = None,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> PreTrainedModel:
+        """The stock model: ``from_pretrained(path_or_id)``, or random weights from ``self.config``."""
+        model_cls = self.model_class()
+        if path_or_id is not None:
+            model = model_cls.from_pretrained(str(path_or_id), dtype=dtype, **kwargs)
+        else:
+            torch.manual_seed(seed)
+            model = model_cls.from_config(self.config, dtype=dtype, **kwargs)
+        return model.eval()
+
+    def model_class(self) -> Any:
+        """The transformers class (or auto class) that loads this backbone."""
+        return AutoModelForImageTextToText
+
+    # --- spec ----------------------------------------------------------------------------
+    @cached_property
+    def spec(self) -> Spec:
+        """The backbone's declared vision input, read from config and processor once."""
+        return self.build_spec()
+
+    @abstractmethod
+    def build_spec(self) -> Spec:
+        """Build the spec from ``self.config`` and ``self.processor``; never from literals."""
+
+    @property
+    def image_placeholder(self) -> str:
+        """The text a prompt carries once per image, before the processor expands it."""
+        token = getattr(self.processor, "image_token", None) or self.spec.image_token
+        if token is None:
+            raise NotImplementedError(f"{type(self).__name__} must define image_placeholder")
+        return str(token)
+
+    def format_prompt(self, text: str, num_images: int = 1, answer: str | None = None) -> str:
+        """A chat-templated prompt with ``num_images`` image placeholders and ``text``.
+
+        With ``answer``, it is appended as the assistant turn (teacher forcing, as grounding
+        pipelines do with captions or referring expressions).
+        """
+        content: list[dict[str, str]] = [{"type": "image"} for _ in range(num_images)]
+        content.append({"type": "text", "text": text})
+        messages: list[dict[str, Any]] = [{"role": "user", "content": content}]
+        if answer is not None:
+            messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+        prompt = self.processor.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=answer is None
+        )
+        return str(prompt)
+
+    # --- building inputs -----------------------------------------------------------------
+    def prepare(
+        self,
+        images: Sequence[RawImage] | Sequence[Sequence[RawImage]] | RawImage,
+        texts: Sequence[str] | str,
+    ) -> VisionBatch:
+        """A batch from raw images and prompts, through the stock processor.
+
+        ``texts[b]`` holds one :attr:`image_placeholder` per image of sample ``b``;
+        ``images`` is one image, one image per sample, or a list of images per sample.
+        """
+        text_list = [texts] if isinstance(texts, str) else list(texts)
+        per_sample = self._group_images(images, len(text_list))
+        for b, (text, imgs) in enumerate(zip(text_list, per_sample, strict=True)):
+            n = text.count(self.image_placeholder)
+            if n != len(imgs):
+                raise TokenCountError(
+                    f"sample {b}: placeholders and images differ",
+                    found=f"{n} {self.image_placeholder!r} placeholder(s) for {len(imgs)} image(s)",
+                    expected="one placeholder per image",
+                    fix="build prompts with adapter.format_prompt(text, num_images=...)",
+                )
+        flat = [to_pil(img) for imgs in per_sample for img in imgs]
+        sizes = [[image_size(img) for img in imgs] for imgs in per_sample]
+        out = self.processor(images=flat or None, text=text_list, return_tensors="pt", padding=True)
+        inputs = {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
+        return self.finish_batch(inputs, sizes)
+
+    def finish_batch(
+        self,
+        inputs: dict[str, torch.Tensor],
+        original_sizes: Sequence[Sequence[tuple[int, int]]],
+        mask_ids: torch.Tensor | None = None,
+    ) -> VisionBatch:
+        """Attach geometry and image-token positions to stock-processor outputs."""
+        geometries = self.geometries_for(inputs, original_sizes)
+        positions = [
+            self.image_positions(inputs["input_ids"][b], geos, sample=b) for b, geos in enumerate(geometries)
+        ]
+        return VisionBatch(inputs=inputs, geometries=geometries, image_token_positions=positions, mask_ids=mask_ids)
+
+    def geometries_for(
+        self, inputs: Mapping[str, torch.Tensor], original_sizes: Sequence[Sequence[tuple[int, int]]]
+    ) -> list[list[ImageGeometry]]:
+        """Geometry per image; by default the spec's answer for each original size."""
+        return [[self.spec.geometry(s) for s in sizes] for sizes in original_sizes]
+
+    @abstractmethod
+    def normalize(self, sample: Mapping[str, Any]) -> VisionBatch:
+        """A one-sample batch from a dataset-style dict: validate, repair only what is exactly
+        recoverable, and raise :class:`VisionInputError` for everything else."""
+
+    def collate(self, samples: Sequence[Mapping[str, Any]]) -> VisionBatch:
+        """``normalize`` each sample and pad them into one batch."""
+        return concat_batches(
+            [self.normalize(s) for s in samples], self.pad_token_id, self.padding_side, self.sequence_keys
+        )
+
+    @property
+    def pad_token_id(self) -> int:
+        tok = self.processor.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        return int(pad or 0)
+
+    @property
+    def padding_side(self) -> str:
+        return str(getattr(self.processor.tokenizer, "padding_side", "right"))
+
+    # --- where the image tokens are ------------------------------------------------------
+    def image_positions(
+        self, input_ids: torch.Tensor, geometries: Sequence[ImageGeometry], sample: int = 0
+    ) -> list[torch.Tensor]:
+        """Positions of each image's tokens in a 1-D ``input_ids``, in sequence order."""
+        found = (input_ids == self.spec.image_token_id).nonzero().flatten()
+        counts = [g.num_image_tokens for g in geometries]
+        if found.numel() != sum(counts):
+            raise TokenCountError(
+                f"sample {sample}: image-token count does not match the images",
+                found=f"{found.numel()} tokens of id {self.spec.image_token_id}",
+                expected=f"{sum(counts)} ({' + '.join(map(str, counts)) or '0'} for {len(counts)} image(s))",
+                fix="expand each image placeholder with the stock processor, or re-tokenize the prompt "
+                "with adapter.prepare()",
+            )
+        return list(found.split(counts)) if counts else []
+
+    def tokens_to_grid(self, x: torch.Tensor, geometry: ImageGeometry, dim: int = -1) -> torch.Tensor:
+        """Move the image-token axis ``dim`` of ``x`` to the end as ``[..., rows, cols]``.
+
+        Works for any per-token tensor (attention columns, hidden states). Images with a
+        temporal axis (``temporal > 1``) give ``[..., t, rows, cols]``.
+        """
+        rows, cols = geometry.token_grid
+        if x.shape[dim] != geometry.num_image_tokens:
+            raise TokenCountError(
+                "tensor axis is not this image's tokens",
+                found=f"axis {dim} of size {x.shape[dim]}",
+                expected=f"{geometry.num_image_tokens} image tokens",
+                fix="slice the axis with batch.image_token_positions for this image first",
+            )
+        x = x.movedim(dim, -1)
+        if geometry.temporal == 1:
+            return rearrange(x, "... (r c) -> ... r c", r=rows, c=cols)
+        return rearrange(x, "... (t r c) -> ... t r c", t=geometry.temporal, r=rows, c=cols)
+
+    def grid_to_tokens(self, maps: torch.Tensor, geometry: ImageGeometry) -> torch.Tensor:
+        """Inverse of :meth:`tokens_to_grid` (with ``dim=-1``)."""
+        if geometry.temporal == 1:
+            return rearrange(maps, "... r c -> ... (r c)")
+        return rearrange(maps, "... t r c -> ... (t r c)")
+
+
+def concat_batches(
+    batches: Sequence[VisionBatch],
+    pad_token_id: int,
+    padding_side: str = "right",
+    sequence_keys: frozenset[str] = BackboneAdapter.sequence_keys,
+) -> VisionBatch:
+    """Pad per-sample batches to one length and concatenate them along the batch axis.
+
+    Sequence tensors (``[b, seq]``) are padded; everything else (pixels, grids) is
+    concatenated along dim 0, which is how every stock processor batches images.
+    """
+    if len(batches) == 1:
+        return batches[0]
+    seq_len = max(b.input_ids.shape[1] for b in batches)
+    pad_values = {"input_ids": pad_token_id, "labels": -100}
+    out: dict[str, list[torch.Tensor]] = {}
+    positions: list[list[torch.Tensor]] = []
+    mask_ids: list[torch.Tensor] = []
+    for batch in batches:
+        n = seq_len - batch.input_ids.shape[1]
+        left = n if padding_side == "left" else 0
+        for key, value in batch.inputs.items():
+            if key in sequence_keys:
+                pad = (left, n - left)
+                value = torch.nn.functional.pad(value, pad, value=pad_values.get(key, 0))
+            out.setdefault(key, []).append(value)
+        positions.extend([[p + left for p in sample] for sample in batch.image_token_positions])
+        ids = batch.mask_ids if batch.mask_ids is not None else torch.full_like(batch.input_ids, -1)
+        mask_ids.append(torch.nn.functional.pad(ids, (left, n - left), value=-1))
+    has_mask = any(b.mask_ids is not None for b in batches)
+    return VisionBatch(
+        inputs={k: torch.cat(v, dim=0) for k, v in out.items()},
+        geometries=[g for b in batches for g in b.geometries],
+        image_token_positions=positions,
+        mask_ids=torch.cat(mask_ids, dim=0) if has_mask else None,
+    )

@@ -1,0 +1,239 @@
+"""The adapter registry: pluggy hooks fed by entry points in the ``vlm_adapters`` group.
+
+Built-in adapters are ordinary plugins (``adapters_qwen``, ``adapters_deepseek``) found
+through the same entry points as third-party ones. Entry points load once, lazily. The
+environment variable ``VLM_ADAPTERS_PLUGINS`` (comma-separated entry-point names) restricts
+which plugins load; ``VLM_ADAPTERS_PLUGINS=""`` (empty) loads none, for tests that register
+their own.
+
+A plugin that fails to import or register is recorded with its reason; ``list_adapters``
+and the CLI show it as failed and keep going, while asking for an adapter raises
+:class:`PluginLoadError` naming the plugin and its distribution.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .adapter import BackboneAdapter
+from .errors import AdapterNotFoundError, PluginLoadError
+
+ENTRY_POINT_GROUP = "vlm_adapters"
+ALLOW_LIST_ENV = "VLM_ADAPTERS_PLUGINS"
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One plugin as seen by the registry: where it came from and whether it loaded."""
+
+    name: str
+    distribution: str
+    version: str
+    status: str  # "loaded" or "failed"
+    error: str | None = None
+    adapters: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """One registered adapter, as ``vlm-adapters list`` shows it."""
+
+    name: str
+    model_types: tuple[str, ...]
+    spec_kind: str | None
+    plugin: str
+    distribution: str
+    version: str
+    status: str
+    description: str = ""
+    error: str | None = None
+    cls: type[BackboneAdapter] | None = field(default=None, compare=False, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "model_types": list(self.model_types),
+            "spec_kind": self.spec_kind,
+            "plugin": self.plugin,
+            "distribution": self.distribution,
+            "version": self.version,
+            "status": self.status,
+            "description": self.description,
+            "error": self.error,
+        }
+
+
+class Registry:
+    """Holds the plugin manager, the adapters it registered, and the plugins that failed."""
+
+    def __init__(self, load_entry_points: bool = True) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self._adapters: dict[str, AdapterInfo] = {}
+        self._plugins: dict[str, PluginInfo] = {}
+        self._load_entry_points = load_entry_points
+        self._loaded = False
+
+    # --- loading -------------------------------------------------------------------------
+    def _ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        if self._load_entry_points:
+            for ep in _allowed(entry_points(group=ENTRY_POINT_GROUP)):
+                self._load_entry_point(ep)
+
+    def _load_entry_point(self, ep: EntryPoint) -> None:
+        dist = ep.dist.name if ep.dist is not None else "<unknown>"
+        version = ep.dist.version if ep.dist is not None else ""
+        try:
+            module = ep.load()
+        except Exception as exc:  # a broken plugin must not take the others down
+            self._plugins[ep.name] = PluginInfo(ep.name, dist, version, "failed", f"{type(exc).__name__}: {exc}")
+            return
+        self.register_plugin(module, name=ep.name, distribution=dist, version=version)
+
+    def register_plugin(
+        self, plugin: ModuleType | object, name: str | None = None, distribution: str = "", version: str = ""
+    ) -> PluginInfo:
+        """Register a plugin object or module directly (what entry points do, for tests and scripts)."""
+        name = name or getattr(plugin, "__name__", None) or repr(plugin)
+        added: list[type[BackboneAdapter]] = []
+        try:
+            self.pm.register(plugin, name=name)
+            self.pm.check_pending()
+            caller = self.pm.subset_hook_caller("register_adapters", remove_plugins=[])
+            impls = [i for i in caller.get_hookimpls() if i.plugin is plugin]
+            for impl in impls:
+                impl.function(register=added.append)
+        except Exception as exc:
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
+            info = PluginInfo(name, distribution, version, "failed", f"{type(exc).__name__}: {exc}")
+            self._plugins[name] = info
+            return info
+        for cls in added:
+            self._adapters[cls.name] = AdapterInfo(
+                name=cls.name,
+                model_types=tuple(cls.model_types),
+                spec_kind=_spec_kind(cls),
+                plugin=name,
+                distribution=distribution,
+                version=version,
+                status="loaded",
+                description=cls.description,
+                cls=cls,
+            )
+        info = PluginInfo(name, distribution, version, "loaded", adapters=tuple(c.name for c in added))
+        self._plugins[name] = info
+        return info
+
+    # --- queries -------------------------------------------------------------------------
+    def plugins(self) -> list[PluginInfo]:
+        self._ensure_loaded()
+        return list(self._plugins.values())
+
+    def adapters(self) -> list[AdapterInfo]:
+        """Every adapter, plus one ``failed`` row per plugin that did not load."""
+        self._ensure_loaded()
+        rows = list(self._adapters.values())
+        rows += [
+            AdapterInfo(p.name, (), None, p.name, p.distribution, p.version, "failed", error=p.error)
+            for p in self._plugins.values()
+            if p.status == "failed"
+        ]
+        return rows
+
+    def get(self, name: str) -> type[BackboneAdapter]:
+        self._ensure_loaded()
+        info = self._adapters.get(name)
+        if info is not None and info.cls is not None:
+            return info.cls
+        self._raise_failed(name)
+        raise AdapterNotFoundError(
+            f"no adapter named {name!r}; registered: {sorted(self._adapters)}. "
+            "Fix: install the plugin that provides it (see `vlm-adapters list`)."
+        )
+
+    def for_config(self, config: Any) -> type[BackboneAdapter]:
+        self._ensure_loaded()
+        named = self.pm.hook.resolve_adapter(config=config)
+        if named is not None:
+            return self.get(named)
+        model_type = getattr(config, "model_type", None)
+        for info in self._adapters.values():
+            if model_type in info.model_types and info.cls is not None:
+                return info.cls
+        self._raise_failed(None)
+        served = sorted(t for i in self._adapters.values() for t in i.model_types)
+        raise AdapterNotFoundError(
+            f"no adapter serves model_type {model_type!r}; served: {served}. "
+            "Fix: install a plugin for this backbone, or pass adapter=NAME explicitly."
+        )
+
+    def _raise_failed(self, name: str | None) -> None:
+        """If a failed plugin could have provided the answer, say so instead of 'not found'."""
+        for p in self._plugins.values():
+            if p.status == "failed":
+                wanted = f"adapter {name!r}" if name else "an adapter for this config"
+                raise PluginLoadError(p.name, p.distribution, f"{p.error} (while looking for {wanted})")
+
+
+def _allowed(eps: Iterable[EntryPoint]) -> list[EntryPoint]:
+    allow = os.environ.get(ALLOW_LIST_ENV)
+    if allow is None:
+        return list(eps)
+    names = {n.strip() for n in allow.split(",") if n.strip()}
+    return [ep for ep in eps if ep.name in names]
+
+
+def _spec_kind(cls: type[BackboneAdapter]) -> str | None:
+    return cls.spec_kind
+
+
+_default: Registry | None = None
+
+
+def default_registry() -> Registry:
+    """The process-wide registry, built on first use."""
+    global _default
+    if _default is None:
+        _default = Registry()
+    return _default
+
+
+def reset_registry(load_entry_points: bool = True) -> Registry:
+    """Start over (tests; after installing a plugin in a running process)."""
+    global _default
+    _default = Registry(load_entry_points=load_entry_points)
+    return _default
+
+
+def get_adapter(name: str) -> type[BackboneAdapter]:
+    """The adapter class registered under ``name``."""
+    return default_registry().get(name)
+
+
+def adapter_for(config_or_model_or_path: Any) -> type[BackboneAdapter]:
+    """The adapter class for a transformers config, a model, or a checkpoint path / hub id."""
+    obj = config_or_model_or_path
+    if isinstance(obj, (str, Path)):
+        from transformers import AutoConfig
+
+        obj = AutoConfig.from_pretrained(str(obj))
+    config = getattr(obj, "config", obj)
+    return default_registry().for_config(config)
+
+
+def list_adapters() -> list[AdapterInfo]:
+    """Every registered adapter and every plugin that failed to load."""
+    return default_registry().adapters()
