@@ -16,7 +16,13 @@ from typing import Any, ClassVar, Literal
 
 import torch
 from einops import rearrange
-from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, PretrainedConfig, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 from transformers.processing_utils import ProcessorMixin
 
 from .batch import VisionBatch
@@ -138,9 +144,7 @@ class BackboneAdapter(ABC):
         messages: list[dict[str, Any]] = [{"role": "user", "content": content}]
         if answer is not None:
             messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
-        prompt = self.processor.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=answer is None
-        )
+        prompt = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=answer is None)
         return str(prompt)
 
     # --- building inputs -----------------------------------------------------------------
@@ -179,9 +183,7 @@ class BackboneAdapter(ABC):
     ) -> VisionBatch:
         """Attach geometry and image-token positions to stock-processor outputs."""
         geometries = self.geometries_for(inputs, original_sizes)
-        positions = [
-            self.image_positions(inputs["input_ids"][b], geos, sample=b) for b, geos in enumerate(geometries)
-        ]
+        positions = [self.image_positions(inputs["input_ids"][b], geos, sample=b) for b, geos in enumerate(geometries)]
         return VisionBatch(inputs=inputs, geometries=geometries, image_token_positions=positions, mask_ids=mask_ids)
 
     def geometries_for(

@@ -48,8 +48,7 @@ class VisionBatch:
             for g, p in zip(geos, poss, strict=True):
                 if p.numel() != g.num_image_tokens:
                     raise ValueError(
-                        f"sample {b}: {p.numel()} image-token positions for a geometry of "
-                        f"{g.num_image_tokens} tokens"
+                        f"sample {b}: {p.numel()} image-token positions for a geometry of {g.num_image_tokens} tokens"
                     )
 
     @property

@@ -32,7 +32,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -236,9 +236,7 @@ def _make_capture_attention(delegate_name: str) -> AttentionFn:
         attention_mask: torch.Tensor | None,
         **kwargs: Any,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        delegate = (
-            _eager_delegate(module) if delegate_name == "eager" else ALL_ATTENTION_FUNCTIONS[delegate_name]
-        )
+        delegate = _eager_delegate(module) if delegate_name == "eager" else ALL_ATTENTION_FUNCTIONS[delegate_name]
         output = delegate(module, query, key, value, attention_mask, **kwargs)
         capture = _ACTIVE.get(module)
         if capture is not None:
@@ -260,7 +258,7 @@ def _register(delegate_name: str) -> str:
         raise NotImplementedError(f"attention capture cannot wrap attn_implementation={delegate_name!r}")
     if delegate_name != "eager" and delegate_name not in ALL_ATTENTION_FUNCTIONS:
         raise NotImplementedError(f"unknown attention implementation {delegate_name!r}")
-    mask_fn = ALL_MASK_ATTENTION_FUNCTIONS._global_mapping.get(delegate_name)
+    mask_fn = cast("Callable[..., Any] | None", ALL_MASK_ATTENTION_FUNCTIONS._global_mapping.get(delegate_name))
     if mask_fn is None:
         raise NotImplementedError(
             f"no mask function is registered for {delegate_name!r}; the capture could not reproduce its mask"
@@ -409,7 +407,7 @@ class AttentionCapture:
     def attention(self) -> torch.Tensor:
         """fp32 ``[batch, len(layers), heads, Q, K]`` from the last forward."""
         if any(t is None for t in self._attention):
-            missing = [layer for layer, t in zip(self.layers, self._attention) if t is None]
+            missing = [layer for layer, t in zip(self.layers, self._attention, strict=True) if t is None]
             raise RuntimeError(f"no attention captured for layers {missing}; did a forward run inside?")
         tensors = [t for t in self._attention if t is not None]
         device = tensors[0].device
@@ -432,16 +430,21 @@ class AttentionCapture:
         self._attention = [None] * len(self.layers)
         self._hidden = [None] * (self.num_layers + 1)
 
-    def _check_positions(self, batch: int, q_len: int, kv_len: int) -> None:
-        """Once per forward: fail loudly on positions outside the sequence (one host sync)."""
+    def _check_positions(self, batch: int, q_len: int, kv_len: int | None) -> None:
+        """Once per forward: fail loudly on positions outside the sequence (a host sync or two).
+
+        Called with ``kv_len=None`` from the hidden-state hook, which runs before any attention.
+        """
         if self._forward_checked:
             return
-        qpos = _as_batched_positions(self.request.query_positions, batch, "query_positions")
-        kpos = _as_batched_positions(self.request.key_positions, batch, "key_positions")
-        for name, pos, limit in (("query_positions", qpos, q_len), ("key_positions", kpos, kv_len)):
+        checks = [("query_positions", self.request.query_positions, q_len)]
+        if kv_len is not None:
+            checks.append(("key_positions", self.request.key_positions, kv_len))
+        for name, positions, limit in checks:
+            pos = _as_batched_positions(positions, batch, name)
             if pos.numel() and (int(pos.max()) >= limit or int(pos.min()) < -1):
-                raise IndexError(f"{name} must lie in [-1, {limit}), got {pos.min()}..{pos.max()}")
-        self._forward_checked = True
+                raise IndexError(f"{name} must lie in [-1, {limit}), got {int(pos.min())}..{int(pos.max())}")
+        self._forward_checked = kv_len is not None
 
     def _gather_rows(self, hidden: torch.Tensor) -> torch.Tensor:
         batch, _, dim = hidden.shape
@@ -455,6 +458,7 @@ class AttentionCapture:
 
         def first_input(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             hidden = args[0] if args else kwargs["hidden_states"]
+            self._check_positions(hidden.shape[0], hidden.shape[1], None)
             self._hidden[0] = self._gather_rows(hidden)
 
         self._hooks.append(layers[0].register_forward_pre_hook(first_input, with_kwargs=True))

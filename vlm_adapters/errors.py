@@ -44,9 +44,7 @@ class GridError(VisionInputError):
 class AmbiguousGridError(GridError):
     """Several grids fit the data and nothing at hand tells them apart."""
 
-    def __init__(
-        self, problem: str, *, found: Any, candidates: Sequence[Any], fix: str
-    ) -> None:
+    def __init__(self, problem: str, *, found: Any, candidates: Sequence[Any], fix: str) -> None:
         self.candidates = list(candidates)
         super().__init__(problem, found=found, expected=f"one of {self.candidates}", fix=fix)
 

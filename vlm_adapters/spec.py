@@ -70,10 +70,11 @@ class FixedSpec(_SpecBase):
     patch_size: PositiveInt
     token_grid: tuple[PositiveInt, PositiveInt]
     """(rows, cols) of LLM image tokens."""
-    resize_mode: Literal["pad_to_square", "stretch"] = "pad_to_square"
+    resize_mode: Literal["pad_to_square", "pad_then_resize", "stretch"] = "pad_to_square"
     """``pad_to_square``: scale the long side to ``pad_size``, centre-pad to a square with
-    ``background_color``, then resize the square to ``image_size``. ``stretch``: resize the
-    image to ``image_size`` directly."""
+    ``background_color``, then resize the square to ``image_size`` (DeepSeek-VL).
+    ``pad_then_resize``: centre-pad the original image to a square, then resize it to
+    ``image_size`` (LLaVA-1.5). ``stretch``: resize the image to ``image_size`` directly."""
     pad_size: PositiveInt | None = None
     """Side of the square padding happens at; ``None`` means ``image_size`` itself."""
     min_side: PositiveInt = 1
@@ -85,13 +86,12 @@ class FixedSpec(_SpecBase):
     @model_validator(mode="after")
     def _check(self) -> FixedSpec:
         h, w = self.image_size
-        if self.resize_mode == "pad_to_square" and h != w:
-            raise ValueError(f"pad_to_square needs a square image_size, got {self.image_size}")
+        if self.resize_mode != "stretch" and h != w:
+            raise ValueError(f"{self.resize_mode} needs a square image_size, got {self.image_size}")
         rows, cols = self.token_grid
         if h % rows or w % cols:
             raise ValueError(
-                f"image_size {self.image_size} is not a whole number of token cells of grid "
-                f"{self.token_grid}"
+                f"image_size {self.image_size} is not a whole number of token cells of grid {self.token_grid}"
             )
         if h % self.patch_size or w % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
@@ -109,10 +109,12 @@ class FixedSpec(_SpecBase):
             return ImageGeometry(
                 original_size=(h, w), resized_size=(ih, iw), input_size=(ih, iw), token_grid=self.token_grid
             )
-        side = self.pad_size or ih
-        delta = side / max(h, w)
-        rh = max(round(h * delta), self.min_side)
-        rw = max(round(w * delta), self.min_side)
+        if self.resize_mode == "pad_then_resize":
+            rh, rw = h, w
+        else:
+            delta = (self.pad_size or ih) / max(h, w)
+            rh = max(round(h * delta), self.min_side)
+            rw = max(round(w * delta), self.min_side)
         square = max(rh, rw)
         top = (square - rh) // 2 if rw > rh else 0
         left = (square - rw) // 2 if rh > rw else 0
@@ -152,9 +154,7 @@ class DynamicSpec(_SpecBase):
         if self.min_pixels > self.max_pixels:
             raise ValueError(f"min_pixels {self.min_pixels} exceeds max_pixels {self.max_pixels}")
         if self.max_pixels < self.factor**2:
-            raise ValueError(
-                f"max_pixels {self.max_pixels} is below one merge window ({self.factor}x{self.factor})"
-            )
+            raise ValueError(f"max_pixels {self.max_pixels} is below one merge window ({self.factor}x{self.factor})")
         return self
 
     @property

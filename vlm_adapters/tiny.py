@@ -17,12 +17,13 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast
 from .adapter import BackboneAdapter
 
 BASIC_WORDS: tuple[str, ...] = tuple(
-    """a an the and or of on in at to with from by for is are was be this that it its there here
-    what where which who how many much describe image picture photo show find point locate segment
-    please answer question user assistant system you i me my your left right top bottom middle
-    center centre front back above below near next big small large little red green blue yellow black
-    white gray grey brown orange pink purple cat cats dog dogs person people man woman child boy girl
-    car bus bike bicycle tree trees sky grass road street house building window door table chair cup
+    """
+    a an the and or of on in at to with from by for is are was be this that it its there here what
+    where which who how many much describe image picture photo show find point locate segment please
+    answer question user assistant system you i me my your left right top bottom middle center
+    centre front back above below near next big small large little red green blue yellow black white
+    gray grey brown orange pink purple cat cats dog dogs person people man woman child boy girl car
+    bus bike bicycle tree trees sky grass road street house building window door table chair cup
     bottle plate food pizza ball bird horse cow sheep boat train plane water sea beach mountain snow
     sitting standing running walking holding wearing looking playing lying eating two three one four
     some all no yes not near far under over behind between . , ? ! : ; ' " - ( ) 0 1 2 3 4 5 6 7 8 9
