@@ -70,7 +70,8 @@ class CaptureRequest:
     Positions index the tokens of the forward's input sequence (for a forward without a cache, as
     ``capture_attention`` runs it, that is the absolute position). Rows of a batch may need
     different numbers of queries/keys: pad with ``-1``; padded entries come back as 0.
-    A 1-D tensor is shared by all samples of the batch.
+    A 1-D tensor is shared by all samples of the batch. A query placed on a padding token gets
+    the same meaningless row eager would give (its keys are all masked): don't ask for those.
     """
 
     query_positions: torch.Tensor

@@ -10,6 +10,7 @@ from typing import Any
 
 from .errors import VlmAdaptersError
 from .registry import get_adapter, list_adapters
+from .run import add_run_parser
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -92,12 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_inspect)
 
-    try:
-        from .run import add_run_parser
-    except ImportError:  # pragma: no cover - the run command is optional until its module exists
-        pass
-    else:
-        add_run_parser(sub)
+    add_run_parser(sub)
     return parser
 
 

@@ -1,0 +1,84 @@
+"""Build the DeepSeek-VL ``FixedSpec`` from a checkpoint's config and stock processor.
+
+Every number comes from one of the two, and where both say something they must agree:
+the vision tower only accepts its own ``image_size`` (SigLIP and SAM have fixed position
+embeddings) and emits ``(image_size / patch_size) ** 2`` features, which the processor must
+expand each placeholder to. A checkpoint where they disagree cannot run; we say so here,
+once, instead of failing later inside the forward.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from transformers import PretrainedConfig
+from transformers.processing_utils import ProcessorMixin
+
+from vlm_adapters import FixedSpec, SpecError
+
+
+def _pair(value: Any, what: str) -> tuple[int, int]:
+    """(height, width) from an int, a pair, or a ``{"height", "width"}`` size dict."""
+    if isinstance(value, int):
+        return value, value
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return int(value[0]), int(value[1])
+    try:
+        return int(value["height"]), int(value["width"])
+    except (KeyError, TypeError, ValueError):
+        raise SpecError(f"{what} is not a size: {value!r}") from None
+
+
+def _agree(what: str, from_config: Any, from_processor: Any) -> None:
+    if from_config != from_processor:
+        raise SpecError(
+            f"{what} differs between config ({from_config}) and processor ({from_processor}); "
+            "the stock model would reject the processor's output. Fix: load config and processor "
+            "from the same checkpoint, or set the processor's value to the config's."
+        )
+
+
+def build_deepseek_spec(config: PretrainedConfig, processor: ProcessorMixin) -> FixedSpec:
+    """The spec of a ``deepseek_vl`` or ``deepseek_vl_hybrid`` checkpoint."""
+    vision = config.vision_config
+    image_processor = processor.image_processor
+    image_size = _pair(vision.image_size, "vision_config.image_size")
+    patch = _pair(vision.patch_size, "vision_config.patch_size")
+    grid = (image_size[0] // patch[0], image_size[1] // patch[1])
+    _agree("image size", image_size, _pair(image_processor.size, "image_processor.size"))
+    _agree("image tokens per image", grid[0] * grid[1], int(processor.num_image_tokens))
+    _agree("image_token_id", int(config.image_token_id), int(processor.image_token_id))
+    if not (image_processor.do_resize and image_processor.do_pad):
+        raise SpecError(
+            "the image processor has do_resize or do_pad off, so it does not produce the square "
+            f"{image_size} input the vision tower takes. Fix: keep do_resize=True and do_pad=True."
+        )
+
+    pad_size: int | None = None
+    high_res: tuple[int, int] | None = None
+    background = image_processor.background_color
+    if config.model_type == "deepseek_vl_hybrid":
+        # The hybrid pads at the SAM resolution and makes the low-res view by resizing that
+        # padded square, so the padding (and its colour) is decided at ``high_res_size``.
+        high_res = _pair(image_processor.high_res_size, "image_processor.high_res_size")
+        _agree("high-res image size", _pair(config.high_res_vision_config.image_size, "sam image_size"), high_res)
+        pad_size = high_res[0]
+        background = image_processor.high_res_background_color
+    try:
+        return FixedSpec(
+            image_token_id=int(config.image_token_id),
+            image_token=str(processor.image_token),
+            image_mean=tuple(image_processor.image_mean),
+            image_std=tuple(image_processor.image_std),
+            image_size=image_size,
+            patch_size=patch[0],
+            token_grid=grid,
+            resize_mode="pad_to_square",
+            pad_size=pad_size,
+            min_side=int(image_processor.min_size),
+            background_color=tuple(int(c) for c in background),
+            high_res_image_size=high_res,
+        )
+    except ValidationError as exc:
+        raise SpecError(f"this checkpoint does not describe a valid fixed DeepSeek-VL input: {exc}") from exc

@@ -1,0 +1,254 @@
+"""``FrozenLMM``: the frozen-LMM grounding forward for any registered backbone.
+
+One forward at SDPA cost hands back what an F-LMM-style mask head consumes: word-to-image
+attention on each image's token grid (true spatial order), the hidden states of the same
+words, and the geometry to map any map back onto the original pixels. Nothing here knows a
+backbone: the adapter says where image tokens are and how they form a grid.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from .adapter import BackboneAdapter
+from .batch import VisionBatch
+from .capture import CaptureRequest, capture_attention
+from .errors import VisionInputError
+from .geometry import ImageGeometry
+from .images import RawImage
+from .registry import adapter_for, get_adapter
+
+Reduce = Literal["mean", "max"]
+
+
+@dataclass
+class FrozenOutput:
+    """What one sample's forward gives the grounding head.
+
+    * ``attention[i]``: image ``i``'s maps, fp32 ``[layers, heads, queries, rows, cols]``.
+    * ``hidden_states``: ``[layers + 1, queries, dim]`` (index 0 = decoder input), model dtype.
+    * ``query_positions`` / ``query_token_ids``: which token each query row is.
+    * ``mask_ids``: object index per query (-1 = ungrounded), when the batch carried them.
+    """
+
+    attention: list[torch.Tensor]
+    hidden_states: torch.Tensor | None
+    query_positions: torch.Tensor
+    query_token_ids: torch.Tensor
+    geometries: list[ImageGeometry]
+    layers: list[int]
+    mask_ids: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def num_queries(self) -> int:
+        return int(self.query_positions.numel())
+
+    def phrase_maps(
+        self, object_ids: torch.Tensor | None = None, reduce: Reduce = "mean", image: int = 0
+    ) -> torch.Tensor:
+        """Mask-head input ``[K, layers*heads, rows, cols]``: query rows of object ``k`` reduced.
+
+        ``object_ids`` (per query, -1 = none) defaults to the batch's ``mask_ids``. Objects are
+        ``0..K-1`` with ``K = max id + 1``; an object with no token gives an all-zero map.
+        """
+        ids = self._object_ids(object_ids)
+        maps = self.attention[image]  # [L, H, Q, r, c]
+        flat = maps.flatten(0, 1).transpose(0, 1)  # [Q, L*H, r, c]
+        return torch.stack([_reduce(flat[ids == k], reduce, flat.shape[1:]) for k in range(int(ids.max()) + 1)])
+
+    def phrase_hidden_states(
+        self, object_ids: torch.Tensor | None = None, layers: Sequence[int] | None = None
+    ) -> list[torch.Tensor]:
+        """Per object, the hidden states of its tokens: ``[layers, tokens_k, dim]`` each.
+
+        ``layers`` index ``hidden_states`` (default: every decoder layer output, 1..L); the
+        F-LMM head mixes the last few with learned weights, which stays the caller's job.
+        """
+        if self.hidden_states is None:
+            raise ValueError("this forward ran with hidden_states=False")
+        ids = self._object_ids(object_ids)
+        chosen = list(layers) if layers is not None else list(range(1, self.hidden_states.shape[0]))
+        hs = self.hidden_states[chosen]
+        return [hs[:, ids == k] for k in range(int(ids.max()) + 1)]
+
+    def to_image(self, maps: torch.Tensor, image: int = 0) -> torch.Tensor:
+        """Map ``[..., rows, cols]`` maps of image ``image`` onto its original pixels."""
+        return self.geometries[image].to_image(maps)
+
+    def _object_ids(self, object_ids: torch.Tensor | None) -> torch.Tensor:
+        ids = object_ids if object_ids is not None else self.mask_ids
+        if ids is None:
+            raise VisionInputError(
+                "no object ids for the query tokens",
+                found="mask_ids=None",
+                expected=f"{self.num_queries} ids (one per query, -1 for ungrounded words)",
+                fix="pass object_ids=, or give normalize() a sample with mask_ids",
+            )
+        ids = ids.to(self.query_positions.device)
+        if ids.shape != self.query_positions.shape:
+            raise VisionInputError(
+                "object ids do not line up with the query tokens",
+                found=f"{tuple(ids.shape)} ids",
+                expected=f"({self.num_queries},)",
+                fix="give one id per query token (FrozenOutput.query_positions)",
+            )
+        if int(ids.max(initial=-1)) < 0:
+            raise VisionInputError(
+                "no query token belongs to an object",
+                found="every object id is -1",
+                expected="ids 0..K-1 on the phrase tokens",
+                fix="check that mask_ids cover tokens after the image (the queries)",
+            )
+        return ids
+
+
+def _reduce(rows: torch.Tensor, how: Reduce, shape: torch.Size) -> torch.Tensor:
+    if rows.shape[0] == 0:
+        return torch.zeros(shape, dtype=rows.dtype, device=rows.device)
+    return rows.mean(0) if how == "mean" else rows.amax(0)
+
+
+class FrozenLMM:
+    """A frozen VLM plus its adapter: prepare inputs, run one forward, capture the maps."""
+
+    def __init__(self, model: Any, adapter: BackboneAdapter) -> None:
+        self.model = model.eval().requires_grad_(False)
+        self.adapter = adapter
+
+    # --- construction --------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_id: str | Path,
+        adapter: str | None = None,
+        *,
+        dtype: torch.dtype | str | None = None,
+        device: torch.device | str | None = None,
+        device_map: Any = None,
+        **model_kwargs: Any,
+    ) -> FrozenLMM:
+        """Load a checkpoint; the adapter comes from its ``model_type`` unless named."""
+        adapter_cls = get_adapter(adapter) if adapter else adapter_for(path_or_id)
+        bound = adapter_cls.from_pretrained(path_or_id)
+        if device_map is not None:
+            model_kwargs["device_map"] = device_map
+        model = bound.load_model(path_or_id, dtype=dtype, **model_kwargs)
+        if device is not None and device_map is None:
+            model = model.to(device)
+        return cls(model, bound)
+
+    @classmethod
+    def from_tiny(
+        cls,
+        adapter: str,
+        variant: str | None = None,
+        *,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+        seed: int = 0,
+    ) -> FrozenLMM:
+        """The offline default: the adapter's tiny config with random weights."""
+        bound = get_adapter(adapter).from_tiny(variant)
+        model = bound.load_model(dtype=dtype, seed=seed)
+        return cls(model.to(device) if device is not None else model, bound)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    # --- running -------------------------------------------------------------------------
+    def prepare(self, images: Sequence[Any] | RawImage, texts: Sequence[str] | str) -> VisionBatch:
+        return self.adapter.prepare(images, texts)
+
+    def default_queries(self, batch: VisionBatch, b: int) -> torch.Tensor:
+        """Every real text token after the first image of sample ``b`` (image tokens excluded)."""
+        ids = batch.input_ids[b]
+        valid = batch.inputs["attention_mask"][b].bool() if "attention_mask" in batch.inputs else torch.ones_like(ids)
+        positions = batch.image_token_positions[b]
+        after = int(positions[0][0]) if positions else 0
+        is_image = torch.zeros_like(valid)
+        for p in positions:
+            is_image[p] = True
+        keep = valid & ~is_image
+        keep[:after] = False
+        return keep.nonzero().flatten()
+
+    def __call__(
+        self,
+        batch: VisionBatch,
+        *,
+        layers: Sequence[int] | None = None,
+        queries: Sequence[torch.Tensor] | None = None,
+        hidden_states: bool = True,
+        logits: bool = False,
+    ) -> list[FrozenOutput]:
+        """One forward; a :class:`FrozenOutput` per sample.
+
+        ``queries[b]`` (positions in sample ``b``) defaults to :meth:`default_queries`;
+        ``layers`` defaults to every decoder layer. Vocabulary logits only when ``logits``.
+        """
+        start = time.perf_counter()
+        q_list = (
+            list(queries) if queries is not None else [self.default_queries(batch, b) for b in range(batch.batch_size)]
+        )
+        k_list = [torch.cat(p) if p else torch.empty(0, dtype=torch.long) for p in batch.image_token_positions]
+        request = CaptureRequest(
+            query_positions=_pad_stack(q_list),
+            key_positions=_pad_stack(k_list),
+            layers=layers,
+            hidden_states=hidden_states,
+        )
+        moved = batch.to(self.device, self.dtype)
+        output, cap = capture_attention(self.model, moved.inputs, request, logits_to_keep=0 if logits else 1)
+        forward_s = time.perf_counter() - start
+        attention = cap.attention  # [B, L, H, Q, K]
+        hidden = cap.hidden_states
+        results = []
+        for b in range(batch.batch_size):
+            nq = q_list[b].numel()
+            per_image = []
+            offset = 0
+            for g in batch.geometries[b]:
+                cols = attention[b, :, :, :nq, offset : offset + g.num_image_tokens]
+                per_image.append(self.adapter.tokens_to_grid(cols, g, dim=-1))
+                offset += g.num_image_tokens
+            mask_ids = batch.mask_ids[b][q_list[b]] if batch.mask_ids is not None else None
+            results.append(
+                FrozenOutput(
+                    attention=per_image,
+                    hidden_states=hidden[b, :, :nq] if hidden is not None else None,
+                    query_positions=q_list[b],
+                    query_token_ids=batch.input_ids[b][q_list[b]],
+                    geometries=list(batch.geometries[b]),
+                    layers=list(cap.layers),
+                    mask_ids=mask_ids,
+                    logits=output.logits[b] if logits else None,
+                    timings={"forward_s": forward_s},
+                )
+            )
+        return results
+
+    def run(self, images: Sequence[Any] | RawImage, texts: Sequence[str] | str, **kwargs: Any) -> list[FrozenOutput]:
+        """``prepare`` then call: raw images and prompts in, one output per sample."""
+        return self(self.prepare(images, texts), **kwargs)
+
+
+def _pad_stack(rows: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``[batch, max_len]`` of positions, padded with -1 (what ``CaptureRequest`` expects)."""
+    width = max((r.numel() for r in rows), default=0)
+    out = torch.full((len(rows), width), -1, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, : r.numel()] = r
+    return out

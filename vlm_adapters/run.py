@@ -1,0 +1,155 @@
+"""``vlm-adapters run``: the main job. Word-to-image attention overlays for each image.
+
+Per image it writes ``overlay_all.png`` (mean over the chosen layers, heads and words),
+``overlay_<i>_<word>.png`` per chosen word, and to ``--out``: ``summary.json`` (backbone,
+geometry, token grid, shapes, timings) and ``tensors.safetensors`` (captured maps and hidden
+states, keyed by image).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from .errors import VisionInputError
+from .overlay import overlay
+from .pipeline import FrozenLMM, FrozenOutput
+
+DEFAULT_PROMPT = "describe the image ."
+
+
+def add_run_parser(sub: Any) -> None:
+    p = sub.add_parser("run", help="word-to-image attention overlays, summary and tensors per image")
+    p.add_argument("--backbone", required=True, help="adapter name, see `vlm-adapters list`")
+    p.add_argument("--model", help="checkpoint folder or hub id (default: the tiny random-weight model)")
+    p.add_argument("--image", nargs="+", required=True, type=Path, help="one or more image files")
+    p.add_argument("--text", required=True, help="the caption or referring expression (teacher-forced answer)")
+    p.add_argument("--prompt", default=DEFAULT_PROMPT, help="the user turn before the answer")
+    p.add_argument("--out", type=Path, default=Path("runs/latest"), help="output folder")
+    p.add_argument("--layers", type=_int_list, help="decoder layers to capture, e.g. 0,2,-1 (default: all)")
+    p.add_argument("--heads", type=_int_list, help="heads to average in the overlays (default: all)")
+    p.add_argument("--words", nargs="+", help="words of --text to draw one overlay each (default: every word)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_run)
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def answer_positions(lmm: FrozenLMM, input_ids: torch.Tensor, text: str) -> torch.Tensor:
+    """Positions of ``text``'s tokens in ``input_ids`` (its last occurrence: the answer turn)."""
+    tokenizer = lmm.adapter.processor.tokenizer
+    ids = input_ids.tolist()
+    for candidate in (text, " " + text):
+        needle = tokenizer(candidate, add_special_tokens=False)["input_ids"]
+        for start in range(len(ids) - len(needle), -1, -1):
+            if needle and ids[start : start + len(needle)] == needle:
+                return torch.arange(start, start + len(needle))
+    raise VisionInputError(
+        "the answer text is not in the tokenized prompt",
+        found=repr(text),
+        expected="the tokens of --text inside the chat-templated sequence",
+        fix="check the text against the tokenizer (unknown words may map to one token)",
+    )
+
+
+def _slug(word: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", word).strip("_") or "tok"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    dtype = getattr(torch, args.dtype)
+    load_start = time.perf_counter()
+    if args.model:
+        lmm = FrozenLMM.from_pretrained(args.model, adapter=args.backbone, dtype=dtype, device=args.device)
+    else:
+        lmm = FrozenLMM.from_tiny(args.backbone, dtype=dtype, device=args.device)
+    load_s = time.perf_counter() - load_start
+    args.out.mkdir(parents=True, exist_ok=True)
+    prompt = lmm.adapter.format_prompt(args.prompt, num_images=1, answer=args.text)
+    summary: dict[str, Any] = {
+        "backbone": lmm.adapter.name,
+        "model": args.model or "tiny (random weights)",
+        "spec": lmm.adapter.spec.model_dump(mode="json"),
+        "text": args.text,
+        "prompt": prompt,
+        "timings": {"load_s": round(load_s, 4)},
+        "images": [],
+    }
+    tensors: dict[str, torch.Tensor] = {}
+    for index, path in enumerate(tqdm(args.image, desc="images", unit="img")):
+        image = Image.open(path).convert("RGB")
+        batch = lmm.prepare([image], [prompt])
+        queries = answer_positions(lmm, batch.input_ids[0], args.text)
+        out = lmm(batch, layers=args.layers, queries=[queries])[0]
+        folder = args.out / f"{index:03d}_{_slug(path.stem)}"
+        folder.mkdir(exist_ok=True)
+        record = write_overlays(lmm, out, image, folder, args.heads, args.words)
+        record["image"] = str(path)
+        summary["images"].append(record)
+        tensors[f"image{index}.attention"] = out.attention[0].contiguous()
+        if out.hidden_states is not None:
+            tensors[f"image{index}.hidden_states"] = out.hidden_states.float().contiguous()
+        tensors[f"image{index}.query_positions"] = out.query_positions.contiguous()
+    save_file(tensors, str(args.out / "tensors.safetensors"))
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"wrote {len(args.image)} image(s) to {args.out}")
+    return 0
+
+
+def write_overlays(
+    lmm: FrozenLMM,
+    out: FrozenOutput,
+    image: Image.Image,
+    folder: Path,
+    heads: Sequence[int] | None,
+    words: Sequence[str] | None,
+) -> dict[str, Any]:
+    """Overlays for one image; returns its entry of ``summary.json``."""
+    maps = out.attention[0]  # [L, H, Q, r, c]
+    if heads is not None:
+        maps = maps[:, list(heads)]
+    per_query = maps.mean(dim=(0, 1))  # [Q, r, c]
+    tokenizer = lmm.adapter.processor.tokenizer
+    tokens = [tokenizer.decode([int(t)]).strip() for t in out.query_token_ids]
+    overlay(image, out.to_image(per_query.mean(0))).save(folder / "overlay_all.png")
+    wanted = {w.lower() for w in words} if words else None
+    drawn = []
+    for q, token in enumerate(tokens):
+        if wanted is not None and token.lower() not in wanted:
+            continue
+        name = f"overlay_{q:02d}_{_slug(token)}.png"
+        overlay(image, out.to_image(per_query[q])).save(folder / name)
+        drawn.append({"query": q, "token": token, "file": name})
+    g = out.geometries[0]
+    return {
+        "folder": folder.name,
+        "geometry": {
+            "original_size": list(g.original_size),
+            "resized_size": list(g.resized_size),
+            "input_size": list(g.input_size),
+            "padding": g.padding.model_dump(),
+            "token_grid": list(g.token_grid),
+            "num_image_tokens": g.num_image_tokens,
+        },
+        "shapes": {
+            "attention": list(out.attention[0].shape),
+            "hidden_states": list(out.hidden_states.shape) if out.hidden_states is not None else None,
+        },
+        "layers": out.layers,
+        "query_tokens": tokens,
+        "overlays": drawn,
+        "timings": {k: round(v, 4) for k, v in out.timings.items()},
+    }
