@@ -242,3 +242,46 @@ class AdapterContract:
         a = self.forward(adapter.load_model(seed=0), adapter.prepare([image], [text]).inputs)
         b = self.forward(loaded.load_model(folder), loaded.prepare([image], [text]).inputs)
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+    # --- frozen-LMM pipeline exactness ---------------------------------------------------
+    def test_captured_attention_equals_eager(self, adapter: BackboneAdapter, model: Any) -> None:
+        """Captured maps == the matching slice of eager ``output_attentions``; hidden states == stock."""
+        from ..pipeline import FrozenLMM
+
+        images = [smooth_image(h, w, seed=20 + i) for i, (h, w) in enumerate(self.model_sizes)]
+        batch = adapter.prepare([images], [self.prompt(adapter, num_images=len(images))])
+        out = FrozenLMM(model, adapter)(batch)[0]
+        eager = adapter.load_model(seed=0, attn_implementation="eager")
+        with torch.no_grad():
+            ref = eager(**batch.inputs, output_attentions=True, output_hidden_states=True)
+        assert len(ref.attentions) == len(out.layers) > 0
+        q = out.query_positions
+        for i, (geometry, positions) in enumerate(
+            zip(batch.geometries[0], batch.image_token_positions[0], strict=True)
+        ):
+            for slot, layer in enumerate(out.layers):
+                want = ref.attentions[layer][0][:, q][:, :, positions].float()  # [H, Q, K]
+                got = out.attention[i][slot]  # [H, Q, rows, cols]
+                torch.testing.assert_close(got, adapter.tokens_to_grid(want, geometry), rtol=0, atol=1e-5)
+        assert out.hidden_states is not None
+        stock = torch.stack([h[0, q] for h in ref.hidden_states])
+        torch.testing.assert_close(out.hidden_states.float(), stock.float(), rtol=0, atol=1e-5)
+
+    def test_pipeline_batch_equals_samples(self, adapter: BackboneAdapter, model: Any) -> None:
+        from ..pipeline import FrozenLMM
+
+        lmm = FrozenLMM(model, adapter)
+        samples = []
+        for i, (h, w) in enumerate(self.model_sizes):
+            text = adapter.format_prompt(self.prompt_text, num_images=1, answer="a cat" + " now" * i)
+            samples.append(sample_from_batch(adapter.prepare([smooth_image(h, w, seed=30 + i)], [text])))
+        batched = lmm(adapter.collate(samples))
+        for sample, got in zip(samples, batched, strict=True):
+            want = lmm(adapter.normalize(sample))[0]
+            assert got.num_queries == want.num_queries
+            assert torch.equal(got.query_token_ids, want.query_token_ids)
+            for a, b in zip(got.attention, want.attention, strict=True):
+                torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+            assert got.hidden_states is not None and want.hidden_states is not None
+            torch.testing.assert_close(got.hidden_states, want.hidden_states, rtol=0, atol=1e-4)
+            assert got.geometries == want.geometries

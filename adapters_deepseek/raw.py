@@ -1,0 +1,96 @@
+"""Raw images in a dataset sample: the only source from which every DeepSeek-VL input is exact.
+
+A raw image gives the processor's pixels (both views for the hybrid) and the original size
+that the padding geometry needs. Raw images come under ``image`` / ``images``, or under
+``pixel_values`` when they are certainly not processed: PIL images and integer (uint8)
+arrays. Float arrays count as raw only under ``image(s)``, and only in ``[0, 1]``: a float
+image with negative values is processed pixels in the wrong key, not a picture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from vlm_adapters import ImageShapeError, VisionInputError
+from vlm_adapters.geometry import Size
+from vlm_adapters.images import image_size, to_pil
+
+RAW_KEYS = ("image", "images")
+
+
+def _is_certainly_raw(value: Any) -> bool:
+    """PIL images and integer arrays/tensors (or lists of them): never processor output."""
+    if isinstance(value, (list, tuple)):
+        return bool(value) and all(_is_certainly_raw(v) for v in value)
+    if isinstance(value, Image.Image):
+        return True
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "ub"
+    if isinstance(value, torch.Tensor):
+        return value.dtype in (torch.uint8, torch.bool) or (not value.dtype.is_floating_point
+                                                           and not value.dtype.is_complex)
+    return False
+
+
+def _split(value: Any) -> list[Any]:
+    """One image, a list of images, or a 4-D stack of images, as a list."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim == 4:
+        return list(value)
+    return [value]
+
+
+def _check_one(image: Any, where: str) -> Image.Image:
+    if isinstance(image, np.ndarray) and image.ndim == 2:
+        h, w = image.shape
+    else:
+        h, w = image_size(image)
+    if h <= 0 or w <= 0:
+        raise ImageShapeError(f"{where} is empty", found=(h, w), expected="height > 0 and width > 0",
+                              fix="check that the image was decoded")
+    if isinstance(image, (np.ndarray, torch.Tensor)):
+        arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else image
+        if arr.dtype.kind == "f" and not (np.isfinite(arr).all() and arr.min() >= 0.0 and arr.max() <= 1.0):
+            raise ImageShapeError(
+                f"{where} is a float array outside [0, 1]",
+                found=f"values in [{np.nanmin(arr):.3g}, {np.nanmax(arr):.3g}]",
+                expected="a raw image: uint8, or float in [0, 1]",
+                fix="processed pixels go under 'pixel_values'; raw float images must be scaled to [0, 1]",
+            )
+        if arr.dtype.kind not in "fuib":
+            raise ImageShapeError(f"{where} has an unsupported dtype", found=str(arr.dtype),
+                                  expected="uint8 or float", fix="decode the image to uint8 RGB")
+        if arr.dtype.kind == "i" and (arr.min() < 0 or arr.max() > 255):
+            raise ImageShapeError(f"{where} has integer values outside 0-255", found=f"[{arr.min()}, {arr.max()}]",
+                                  expected="uint8 pixel values", fix="decode the image to uint8 RGB")
+    return to_pil(image)
+
+
+def raw_images(sample: Mapping[str, Any]) -> tuple[list[Image.Image], list[Size]] | None:
+    """The sample's raw images as RGB PIL images with their original sizes, or ``None``."""
+    found = {k: sample[k] for k in RAW_KEYS if sample.get(k) is not None}
+    if _is_certainly_raw(sample.get("pixel_values")):
+        found["pixel_values"] = sample["pixel_values"]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise VisionInputError(
+            "the sample has raw images under several keys",
+            found=sorted(found),
+            expected="raw images under one key",
+            fix="keep the raw images under 'image' (or 'images') only",
+        )
+    (key, value), = found.items()
+    images = [_check_one(img, f"{key}[{i}]") for i, img in enumerate(_split(value))]
+    return images, [(img.height, img.width) for img in images]
+
+
+def is_raw_pixel_values(sample: Mapping[str, Any]) -> bool:
+    """True when ``pixel_values`` holds raw images rather than processor output."""
+    return _is_certainly_raw(sample.get("pixel_values"))

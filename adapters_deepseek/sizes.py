@@ -1,0 +1,120 @@
+"""Original image sizes: the one thing processed DeepSeek-VL pixels cannot tell.
+
+Every image becomes a 384x384 square, so the padding (and hence where the image sits on the
+24x24 token grid) depends on the original ``(height, width)``. It comes from the raw image
+when the sample has one, else from ``image_sizes`` or F-LMM's ``meta_data(s)``. Sources that
+are present must agree; ``meta_data`` padding, when given, must match the spec's geometry to
+within a pixel (research code that truncates instead of rounding is off by at most one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from vlm_adapters import ImageGeometry, ImageShapeError
+from vlm_adapters.geometry import Size
+
+PADDING_TOLERANCE = 1.0
+"""Input pixels by which a ``meta_data`` padding may differ from the spec's (rounding conventions)."""
+
+_SIZE_FIX = "give one (height, width) per image, in the order of the images"
+
+
+def _size(value: Any, source: str) -> Size:
+    try:
+        h, w = (int(v) for v in value)
+        if h != float(value[0]) or w != float(value[1]):
+            raise ValueError
+    except (TypeError, ValueError, OverflowError, IndexError):
+        raise ImageShapeError(f"{source} is not a (height, width) pair", found=repr(value)[:80],
+                              expected="two positive ints", fix=_SIZE_FIX) from None
+    if h <= 0 or w <= 0:
+        raise ImageShapeError(f"{source} is not positive", found=(h, w), expected="height > 0 and width > 0",
+                              fix=_SIZE_FIX)
+    return h, w
+
+
+def _image_sizes(value: Any) -> list[Size]:
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        value = [value]  # one (height, width) pair for a one-image sample
+    if not isinstance(value, (list, tuple)):
+        raise ImageShapeError("image_sizes is not a list of sizes", found=type(value).__name__,
+                              expected="[(height, width), ...]", fix=_SIZE_FIX)
+    return [_size(v, f"image_sizes[{i}]") for i, v in enumerate(value)]
+
+
+def _meta_list(sample: Mapping[str, Any]) -> list[Any] | None:
+    metas = sample.get("meta_datas", sample.get("meta_data"))
+    if metas is None:
+        return None
+    return [metas] if isinstance(metas, Mapping) else list(metas) if isinstance(metas, (list, tuple)) else [metas]
+
+
+def _meta_size(meta: Any, i: int) -> Size:
+    try:
+        shape = meta["original_shape"]
+        return _size((shape["height"], shape["width"]), f"meta_data[{i}]['original_shape']")
+    except (KeyError, TypeError, IndexError):
+        raise ImageShapeError(f"meta_data[{i}] has no original_shape", found=repr(meta)[:120],
+                              expected="{'original_shape': {'height': h, 'width': w}, ...}",
+                              fix="keep F-LMM's meta_data as the dataset built it, or pass image_sizes") from None
+
+
+def original_sizes(sample: Mapping[str, Any], num_images: int, raw_sizes: Sequence[Size] | None) -> list[Size] | None:
+    """Original ``(height, width)`` per image from every source present, checked to agree;
+    ``None`` when no source is present."""
+    sources: dict[str, list[Size]] = {}
+    if raw_sizes is not None:
+        sources["the raw image"] = list(raw_sizes)
+    if sample.get("image_sizes") is not None:
+        sources["image_sizes"] = _image_sizes(sample["image_sizes"])
+    metas = _meta_list(sample)
+    if metas is not None:
+        sources["meta_data"] = [_meta_size(m, i) for i, m in enumerate(metas)]
+    for name, sizes in sources.items():
+        if len(sizes) != num_images:
+            raise ImageShapeError(f"{name} does not have one size per image", found=f"{len(sizes)} size(s)",
+                                  expected=f"{num_images}", fix=_SIZE_FIX)
+    if not sources:
+        return None
+    (first_name, first), *rest = sources.items()
+    for name, sizes in rest:
+        if sizes != first:
+            raise ImageShapeError(
+                f"{name} contradicts {first_name}",
+                found=sizes,
+                expected=first,
+                fix="sizes are (height, width) of the original image, before any resize or padding",
+            )
+    return first
+
+
+def check_meta_padding(sample: Mapping[str, Any], geometries: Sequence[ImageGeometry]) -> None:
+    """Refuse ``meta_data`` whose padding describes a different preprocessing than this checkpoint's."""
+    for i, (meta, geo) in enumerate(zip(_meta_list(sample) or [], geometries, strict=False)):
+        if not isinstance(meta, Mapping) or "padding" not in meta or "padded_shape" not in meta:
+            continue
+        try:
+            scale = geo.input_size[0] / float(meta["padded_shape"]["height"])
+            pad = meta["padding"]
+            found = [float(pad[k]) * scale for k in ("before_height", "after_height", "before_width", "after_width")]
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            raise ImageShapeError(f"meta_data[{i}] padding is malformed", found=repr(meta)[:120],
+                                  expected="F-LMM's padding / padded_shape dicts",
+                                  fix="drop 'padding' or keep it as the dataset built it") from None
+        p = geo.padding
+        expected = [p.top, p.bottom, p.left, p.right]
+        if any(abs(f - e) > PADDING_TOLERANCE for f, e in zip(found, expected, strict=True)):
+            raise ImageShapeError(
+                f"meta_data[{i}] padding is not this checkpoint's padding for its original size",
+                found=f"top/bottom/left/right {[round(v, 2) for v in found]} (input pixels)",
+                expected=f"{[round(v, 2) for v in expected]} for {geo.original_size}",
+                fix="re-process the raw image with this checkpoint's processor; the pixels were padded "
+                "differently (or the original_shape is wrong)",
+            )
