@@ -1,1 +1,5 @@
-"""Built-in vlm-adapters plugin for the deepseek family (registered through an entry point)."""
+"""Built-in vlm-adapters plugin for the DeepSeek-VL family (registered through an entry point)."""
+
+from .adapter import DeepseekAdapterBase, DeepseekVLAdapter, DeepseekVLHybridAdapter
+
+__all__ = ["DeepseekAdapterBase", "DeepseekVLAdapter", "DeepseekVLHybridAdapter"]

@@ -117,8 +117,8 @@ def processed_pixels(
         fix = (
             f"this is the {found_size[0]}x{found_size[1]} view; pass it as {elsewhere!r}"
             if elsewhere
-            else f"these pixels were processed for another resolution or backbone; re-process the raw image "
-            f"with this checkpoint's processor (adapter.normalize({{'image': img, ...}}) does it)"
+            else "these pixels were processed for another resolution or backbone; re-process the raw image "
+            "with this checkpoint's processor (adapter.normalize({'image': img, ...}) does it)"
         )
         raise ImageShapeError(f"{key} has the wrong resolution", found=shape, expected=expected, fix=fix)
     x = x.to(torch.float32)

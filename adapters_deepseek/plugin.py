@@ -6,7 +6,11 @@ from collections.abc import Callable
 
 from vlm_adapters import BackboneAdapter, hookimpl
 
+from .adapter import DeepseekVLAdapter, DeepseekVLHybridAdapter
+
 
 @hookimpl
 def register_adapters(register: Callable[[type[BackboneAdapter]], None]) -> None:
     """Register this family's adapters."""
+    register(DeepseekVLAdapter)
+    register(DeepseekVLHybridAdapter)

@@ -23,7 +23,7 @@ COMPANION_KEYS = ("mask_ids", "labels", "attention_mask")
 """Per-token sequences that must stay aligned with ``input_ids``."""
 
 
-def as_sequence(value: Any, key: str) -> torch.Tensor:
+def sequence(value: Any, key: str) -> torch.Tensor:
     """A 1-D int64 tensor from a 1-D or ``[1, S]`` tensor, array or list of ints."""
     if isinstance(value, (list, tuple)):
         try:

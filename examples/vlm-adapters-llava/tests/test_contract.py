@@ -35,13 +35,18 @@ def test_found_through_its_entry_point() -> None:
 
 
 def test_content_box_matches_stock_processor_on_many_sizes(adapter) -> None:
-    """Where a white image lands on the stock processor's output, for 300 sizes, within a pixel."""
+    """Where a white image lands on the stock processor's output, for 300 sizes, within a pixel.
+
+    Padding happens before the resize, so upscaling a small image blurs the content edge over
+    several pixels; the edge is where the level crosses halfway between background and white.
+    """
     spec = adapter.spec
     mean = torch.tensor(spec.image_mean).view(3, 1, 1)
     std = torch.tensor(spec.image_std).view(3, 1, 1)
-    for h, w in random_sizes(300, seed=11, low=8, high=1000):
+    halfway = (1 + sum(spec.background_color) / 3 / 255) / 2
+    for h, w in random_sizes(300, seed=11, low=4, high=1000):
         pixels = adapter.processor.image_processor(images=[solid_image(h, w)], return_tensors="pt")["pixel_values"]
-        bright = ((pixels[0] * std + mean).mean(0) > 0.75).nonzero()
+        bright = ((pixels[0] * std + mean).mean(0) > halfway).nonzero()
         geometry = spec.geometry((h, w))
         top, bottom, left, right = geometry.content_box_tokens
         ph, pw = geometry.pixels_per_token
