@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 from einops import rearrange
 from transformers import (
@@ -28,7 +29,7 @@ from transformers.processing_utils import ProcessorMixin
 from .batch import VisionBatch
 from .errors import TokenCountError, VisionInputError
 from .geometry import ImageGeometry
-from .images import RawImage, image_size, to_pil
+from .images import RawImage, image_size, is_raw_image, to_pil
 from .spec import DynamicSpec, FixedSpec
 
 Spec = FixedSpec | DynamicSpec
@@ -174,6 +175,35 @@ class BackboneAdapter(ABC):
         out = self.processor(images=flat or None, text=text_list, return_tensors="pt", padding=True)
         inputs = {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
         return self.finish_batch(inputs, sizes)
+
+    def _group_images(self, images: Any, num_samples: int) -> list[list[RawImage]]:
+        """Images per sample: one image, one per sample, a list per sample, or a BCHW/BHWC stack."""
+        if is_raw_image(images):
+            images = [images]
+        elif isinstance(images, (torch.Tensor, np.ndarray)) and images.ndim == 4:
+            images = list(images)
+        items = list(images)
+        if items and all(isinstance(x, (list, tuple)) for x in items):
+            groups = [list(x) for x in items]
+        elif len(items) == num_samples:
+            groups = [[x] for x in items]
+        elif num_samples == 1:
+            groups = [items]
+        else:
+            raise TokenCountError(
+                "cannot tell which image belongs to which prompt",
+                found=f"{len(items)} images for {num_samples} prompts",
+                expected="one image per prompt, or a list of images per prompt",
+                fix="pass images as [[img_a1, img_a2], [img_b1]] for several images per prompt",
+            )
+        if len(groups) != num_samples:
+            raise TokenCountError(
+                "image lists and prompts differ in number",
+                found=f"{len(groups)} image lists for {num_samples} prompts",
+                expected="one image list per prompt",
+                fix="give every prompt its list of images (an empty list for a text-only prompt)",
+            )
+        return groups
 
     def finish_batch(
         self,

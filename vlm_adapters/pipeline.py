@@ -100,7 +100,7 @@ class FrozenOutput:
                 expected=f"({self.num_queries},)",
                 fix="give one id per query token (FrozenOutput.query_positions)",
             )
-        if int(ids.max(initial=-1)) < 0:
+        if ids.numel() == 0 or int(ids.max()) < 0:
             raise VisionInputError(
                 "no query token belongs to an object",
                 found="every object id is -1",
@@ -140,9 +140,9 @@ class FrozenLMM:
         bound = adapter_cls.from_pretrained(path_or_id)
         if device_map is not None:
             model_kwargs["device_map"] = device_map
-        model = bound.load_model(path_or_id, dtype=dtype, **model_kwargs)
+        model: Any = bound.load_model(path_or_id, dtype=dtype, **model_kwargs)
         if device is not None and device_map is None:
-            model = model.to(device)
+            model = model.to(torch.device(device))
         return cls(model, bound)
 
     @classmethod
@@ -157,8 +157,10 @@ class FrozenLMM:
     ) -> FrozenLMM:
         """The offline default: the adapter's tiny config with random weights."""
         bound = get_adapter(adapter).from_tiny(variant)
-        model = bound.load_model(dtype=dtype, seed=seed)
-        return cls(model.to(device) if device is not None else model, bound)
+        model: Any = bound.load_model(dtype=dtype, seed=seed)
+        if device is not None:
+            model = model.to(torch.device(device))
+        return cls(model, bound)
 
     @property
     def device(self) -> torch.device:
