@@ -123,7 +123,9 @@ def test_plugin_raising_in_its_hook_is_reported_not_fatal() -> None:
     def register_adapters(register: Callable[[type[BackboneAdapter]], None]) -> None:
         raise RuntimeError("needs a newer transformers")
 
-    registry.register_plugin(plugin_module("bad", register_adapters=register_adapters), name="bad", distribution="bad-dist")
+    registry.register_plugin(
+        plugin_module("bad", register_adapters=register_adapters), name="bad", distribution="bad-dist"
+    )
     rows = registry.adapters()
     assert [(r.name, r.status) for r in rows] == [("bad", "failed")]
     with pytest.raises(PluginLoadError) as info:
@@ -133,13 +135,19 @@ def test_plugin_raising_in_its_hook_is_reported_not_fatal() -> None:
 
 def test_broken_entry_point_is_listed_with_its_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_distribution(tmp_path, "broken-plugin", "broken", "broken_plugin_module", "import not_a_module_at_all\n")
-    write_distribution(tmp_path / "ok", "fine-plugin", "fine", "fine_plugin_module", """
+    write_distribution(
+        tmp_path / "ok",
+        "fine-plugin",
+        "fine",
+        "fine_plugin_module",
+        """
         import vlm_adapters
 
         @vlm_adapters.hookimpl
         def register_adapters(register):
             pass
-    """)
+    """,
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.syspath_prepend(str(tmp_path / "ok"))
     registry = Registry()

@@ -118,8 +118,9 @@ def test_fixed_geometry_known_case() -> None:
 
 
 def test_pad_then_resize_pads_the_original() -> None:
-    spec = FixedSpec(image_token_id=1, image_size=(336, 336), patch_size=14, token_grid=(24, 24),
-                     resize_mode="pad_then_resize")
+    spec = FixedSpec(
+        image_token_id=1, image_size=(336, 336), patch_size=14, token_grid=(24, 24), resize_mode="pad_then_resize"
+    )
     g = spec.geometry((100, 300))  # padded to 300x300 at rows 100..199, scaled by 336/300
     assert g.padding.top == pytest.approx(100 * 336 / 300)
     assert g.content_height == pytest.approx(100 * 336 / 300)
