@@ -9,4 +9,8 @@ from vlm_adapters import BackboneAdapter, hookimpl
 
 @hookimpl
 def register_adapters(register: Callable[[type[BackboneAdapter]], None]) -> None:
-    """Register this family's adapters."""
+    """Register this family's adapters: Qwen2-VL, Qwen2.5-VL and Qwen3-VL."""
+    from .adapter import Qwen2_5_VLAdapter, Qwen2VLAdapter, Qwen3VLAdapter
+
+    for cls in (Qwen2VLAdapter, Qwen2_5_VLAdapter, Qwen3VLAdapter):
+        register(cls)

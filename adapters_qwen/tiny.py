@@ -76,9 +76,15 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def _token_ids(tok: PreTrainedTokenizerFast) -> dict[str, int]:
+def _tid(tok: PreTrainedTokenizerFast, token: str) -> int:
+    value = tok.convert_tokens_to_ids(token)
+    assert isinstance(value, int)
+    return value
+
+
+def _token_ids(tok: PreTrainedTokenizerFast) -> dict[str, Any]:
     def tid(token: str) -> int:
-        return int(tok.convert_tokens_to_ids(token))
+        return _tid(tok, token)
 
     return {
         "image_token_id": tid("<|image_pad|>"),
@@ -98,8 +104,8 @@ def _text_config(tok: PreTrainedTokenizerFast, **extra: Any) -> dict[str, Any]:
         "num_attention_heads": 4,
         "num_key_value_heads": 2,
         "bos_token_id": None,
-        "eos_token_id": int(tok.convert_tokens_to_ids("<|im_end|>")),
-        "pad_token_id": int(tok.convert_tokens_to_ids("<|endoftext|>")),
+        "eos_token_id": _tid(tok, "<|im_end|>"),
+        "pad_token_id": _tid(tok, "<|endoftext|>"),
         **extra,
     }
 
@@ -166,9 +172,9 @@ def tiny_processor(
         "merge_size": vision.spatial_merge_size,
         "temporal_patch_size": vision.temporal_patch_size,
     }
-    defaults: dict[str, Any] = (
-        {"size": dict(QWEN3_PIXELS), **QWEN3_MEAN_STD} if config.model_type == "qwen3_vl" else {"size": dict(QWEN2_PIXELS)}
-    )
+    defaults: dict[str, Any] = {"size": dict(QWEN2_PIXELS)}
+    if config.model_type == "qwen3_vl":
+        defaults = {"size": dict(QWEN3_PIXELS), **QWEN3_MEAN_STD}
     image_processor = Qwen2VLImageProcessor(**sizes, **{**defaults, **image_processor_kwargs})
     video_processor = video_processor_cls(**sizes)
     return processor_cls(

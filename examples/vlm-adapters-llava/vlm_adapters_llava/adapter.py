@@ -179,7 +179,7 @@ class LlavaAdapter(BackboneAdapter):
                 "sample has no input_ids", found=sorted(sample), expected="an input_ids key", fix="tokenize the prompt"
             )
         input_ids = _as_row(sample["input_ids"], "input_ids")
-        has_image_tokens = bool((input_ids == self.spec.image_token_id).any())
+        num_image_tokens = int((input_ids == self.spec.image_token_id).sum())
         inputs = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
         if sample.get("attention_mask") is not None:
             inputs["attention_mask"] = _as_row(sample["attention_mask"], "attention_mask", like=input_ids)
@@ -194,11 +194,10 @@ class LlavaAdapter(BackboneAdapter):
             out = self.processor.image_processor(images=[to_pil(i) for i in images], return_tensors="pt")
             inputs["pixel_values"] = out["pixel_values"]
             sizes = [image_size(i) for i in images]
-        elif has_image_tokens:
+        elif num_image_tokens:
             raise MissingInputError(
                 "input_ids hold image tokens but the sample has no images",
-                found=f"{int((input_ids == self.spec.image_token_id).sum())} tokens of id {self.spec.image_token_id}"
-                " and no pixel_values",
+                found=f"{num_image_tokens} tokens of id {self.spec.image_token_id} and no pixel_values",
                 expected="pixel_values (with image_sizes or meta_data) or raw images",
                 fix="keep pixel_values in the sample (check the collate), or pass the decoded images under 'images'",
             )
@@ -207,10 +206,18 @@ class LlavaAdapter(BackboneAdapter):
 
     def _check_pixels(self, value: Any) -> torch.Tensor:
         spec = self.spec
-        if isinstance(value, (list, tuple)):
-            value = torch.stack([torch.as_tensor(np.asarray(v) if not torch.is_tensor(v) else v) for v in value])
-        pixels = torch.as_tensor(value)
         want = f"float [B, 3, {spec.image_size[0]}, {spec.image_size[1]}] (or [3, H, W], [B, 1, 3, H, W])"
+        if isinstance(value, (list, tuple)):  # one array per image, as some collates leave them
+            parts = [v if torch.is_tensor(v) else torch.as_tensor(np.asarray(v)) for v in value]
+            if len({tuple(p.shape) for p in parts}) > 1:
+                raise ImageShapeError(
+                    "pixel_values images differ in shape",
+                    found=[tuple(p.shape) for p in parts],
+                    expected=want,
+                    fix="process every image with the stock LLaVA processor",
+                )
+            value = torch.stack(parts)
+        pixels = torch.as_tensor(value)
         if not pixels.is_floating_point():
             raise ImageShapeError(
                 "pixel_values are not normalised floats",

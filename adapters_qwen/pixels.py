@@ -1,0 +1,178 @@
+"""Tell the forms of ``pixel_values`` apart: patch matrix, raw images, or a patch matrix in disguise.
+
+Qwen-VL processors return flattened patches ``[N, C*T*p*p]``, not images. The classic silent
+failure reshapes that matrix into a fake ``[1, 3, N, C*T*p*p]`` "image" and feeds it back through
+a resize. A still image's patch rows carry a fingerprint no photo has: every row holds ``T``
+identical temporal copies of the same ``p x p`` patch. That fingerprint, or values no raw image
+can have (negatives), names the disguise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from vlm_adapters import DynamicSpec, ImageShapeError, PatchMatrixAsImageError
+from vlm_adapters.geometry import Size
+from vlm_adapters.images import image_size, to_pil
+
+IMAGE_KEYS = ("pixel_values", "images", "image")
+
+
+@dataclass
+class PatchInput:
+    """A processor patch matrix; ``rows_per_image`` is known when it came as one array per image."""
+
+    pixel_values: torch.Tensor
+    rows_per_image: list[int] | None = None
+
+
+@dataclass
+class RawInput:
+    """Decoded images, to go through the stock image processor."""
+
+    images: list[Image.Image]
+    sizes: list[Size]
+
+
+def _tensor(value: Any) -> torch.Tensor:
+    return value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
+
+
+def _has_patch_fingerprint(x: torch.Tensor, spec: DynamicSpec) -> bool:
+    """Rows whose ``T`` temporal copies are identical (and not constant): a still image's patches."""
+    if x.shape[-1] != spec.patch_dim or x.numel() == 0:
+        return False
+    if x.is_floating_point() and bool((x < 0).any()):
+        return True
+    if spec.temporal_patch_size < 2:
+        return False
+    rows = x.reshape(-1, spec.in_channels, spec.temporal_patch_size, spec.patch_size**2)
+    copies_equal = bool((rows == rows[:, :, :1]).all())
+    return copies_equal and bool((rows != rows[:, :1, :1, :1]).any())
+
+
+def _disguise_error(x: torch.Tensor, spec: DynamicSpec) -> PatchMatrixAsImageError:
+    rows = int(np.prod(x.shape[:-1]))
+    return PatchMatrixAsImageError(
+        "pixel_values is a flattened patch matrix reshaped into an image",
+        found=f"shape {list(x.shape)}: its last axis is {spec.patch_dim} = C*T*p*p "
+        f"({spec.in_channels}*{spec.temporal_patch_size}*{spec.patch_size}*{spec.patch_size}) and its rows "
+        "are patches, not pixel rows",
+        expected=f"the processor's patch matrix [N, {spec.patch_dim}] (here [{rows}, {spec.patch_dim}] if "
+        "those rows are one image's patches) together with its image_grid_thw, or a raw image",
+        fix="do not reshape or 'recover' pixel_values; pass the processor output (pixel_values, "
+        "image_grid_thw) unchanged, or the decoded image itself",
+    )
+
+
+def _raw_image(x: Any, where: str) -> Image.Image:
+    """A validated raw image as PIL: uint8 as is, floats only in [0, 1] (never guessed)."""
+    if isinstance(x, Image.Image):
+        return x.convert("RGB")
+    t = _tensor(x)
+    image_size(x)  # raises ImageShapeError for anything that is not HWC / CHW / HW
+    if t.is_floating_point():
+        lo, hi = float(t.min()), float(t.max())
+        if lo < 0:
+            raise ImageShapeError(
+                f"{where} has negative values: it is already normalised, not a raw image",
+                found=f"{t.dtype} in [{lo:.2f}, {hi:.2f}]",
+                expected="a raw image: uint8 0..255 or float 0..1",
+                fix="pass the decoded image; the stock processor normalises it",
+            )
+        if hi > 1:
+            raise ImageShapeError(
+                f"{where} is a float image with values above 1: its scale is ambiguous",
+                found=f"{t.dtype} in [{lo:.2f}, {hi:.2f}]",
+                expected="uint8 0..255 or float 0..1",
+                fix="convert to uint8 (x.round().to(torch.uint8)) or divide by 255",
+            )
+    elif t.dtype != torch.uint8:
+        if t.dtype == torch.bool or int(t.min()) < 0 or int(t.max()) > 255:
+            raise ImageShapeError(
+                f"{where} is an integer image outside 0..255",
+                found=f"{t.dtype} in [{int(t.min())}, {int(t.max())}]",
+                expected="uint8 0..255",
+                fix="convert the image to uint8",
+            )
+        x = t.to(torch.uint8)
+    return to_pil(x)
+
+
+def _from_array(x: torch.Tensor, original: Any, spec: DynamicSpec) -> PatchInput | list[Any]:
+    """One tensor/array: a patch matrix, or a list of raw images (still to be validated)."""
+    if _has_patch_fingerprint(x, spec) or (x.ndim == 2 and x.shape[-1] == spec.patch_dim and x.is_floating_point()):
+        if x.ndim == 2:
+            return PatchInput(x)
+        if x.ndim == 3 and x.shape[0] == 1:
+            return PatchInput(x[0])  # a batch of one patch matrix: the same rows, exactly
+        raise _disguise_error(x, spec)
+    if x.ndim == 2 and x.is_floating_point() and x.numel() and bool((x < 0).any()):
+        raise ImageShapeError(
+            "pixel_values looks like a patch matrix of another patch size",
+            found=f"shape {list(x.shape)}",
+            expected=f"[N, {spec.patch_dim}] (C*T*p*p with p={spec.patch_size}, T={spec.temporal_patch_size})",
+            fix="process the images with this checkpoint's own processor",
+        )
+    while x.ndim > 4 and x.shape[0] == 1:
+        x, original = x[0], x[0]
+    if x.ndim == 4:
+        return [original[i] for i in range(x.shape[0])]
+    if x.ndim in (2, 3):
+        return [original]
+    raise ImageShapeError(
+        "pixel_values has an unsupported rank",
+        found=f"shape {list(x.shape)}",
+        expected=f"a patch matrix [N, {spec.patch_dim}] or raw images ([H, W, C], [C, H, W], [B, C, H, W])",
+        fix="pass the processor output unchanged, or the decoded images",
+    )
+
+
+def read_images(sample: Mapping[str, Any], spec: DynamicSpec) -> PatchInput | RawInput | None:
+    """What the sample carries as images, classified; ``None`` for a text-only sample."""
+    key = next((k for k in IMAGE_KEYS if sample.get(k) is not None), None)
+    if key is None:
+        return None
+    value = sample[key]
+    items: list[Any]
+    if isinstance(value, Image.Image):
+        items = [value]
+    elif isinstance(value, (torch.Tensor, np.ndarray)):
+        found = _from_array(_tensor(value), value, spec)
+        if isinstance(found, PatchInput):
+            return found
+        items = found
+    elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        items = list(value)
+    else:
+        raise ImageShapeError(
+            f"{key} has an unsupported type",
+            found=type(value).__name__,
+            expected="a patch matrix, a PIL image, an array/tensor image, or a list of those",
+            fix="pass the processor output or the decoded images",
+        )
+    if not items:
+        return None
+    arrays = [_tensor(v) for v in items if isinstance(v, (torch.Tensor, np.ndarray))]
+    patchy = [a.ndim == 2 and a.shape[-1] == spec.patch_dim and a.is_floating_point() for a in arrays]
+    if arrays and len(arrays) == len(items) and all(patchy):
+        return PatchInput(torch.cat(arrays, dim=0), rows_per_image=[a.shape[0] for a in arrays])
+    images = [raw_image(item, spec, f"{key}[{i}]") for i, item in enumerate(items)]
+    return RawInput(images, [(im.height, im.width) for im in images])
+
+
+def raw_image(item: Any, spec: DynamicSpec, where: str) -> Image.Image:
+    """One raw image as PIL, after refusing disguised patch rows and ambiguous pixel scales."""
+    if isinstance(item, (torch.Tensor, np.ndarray)):
+        t = _tensor(item)
+        if _has_patch_fingerprint(t, spec):
+            raise _disguise_error(t, spec)
+        if t.ndim == 4 and t.shape[0] == 1:
+            item = item[0]
+    return _raw_image(item, where)
