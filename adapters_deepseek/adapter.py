@@ -57,7 +57,5 @@ class DeepseekVLAdapter(DeepseekAdapterBase):
 class DeepseekVLHybridAdapter(DeepseekAdapterBase):
     name = "deepseek_vl_hybrid"
     model_types = ("deepseek_vl_hybrid",)
-    description = (
-        "DeepSeek-VL 7B hybrid (SigLIP 384 + SAM 1024): padded at 1024, 24x24 = 576 image tokens"
-    )
+    description = "DeepSeek-VL 7B hybrid (SigLIP 384 + SAM 1024): padded at 1024, 24x24 = 576 image tokens"
     hybrid = True

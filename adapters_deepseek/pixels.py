@@ -86,8 +86,9 @@ def processed_pixels(
     shape = tuple(x.shape)
     h, w = size
     expected = f"[N, {channels}, {h}, {w}] (also [{channels}, {h}, {w}] or [B, n, {channels}, {h}, {w}])"
-    if x.ndim == 2 or (x.ndim >= 3 and shape[-3] == channels and _looks_like_patch_row(shape[-1], channels)
-                       and shape[-2:] != size):
+    if x.ndim == 2 or (
+        x.ndim >= 3 and shape[-3] == channels and _looks_like_patch_row(shape[-1], channels) and shape[-2:] != size
+    ):
         raise PatchMatrixAsImageError(
             f"{key} is a flattened patch matrix, not an image",
             found=shape,
@@ -100,15 +101,20 @@ def processed_pixels(
     elif x.ndim == 5:
         x = x.reshape(-1, *shape[2:])
     if x.ndim != 4 or x.shape[0] == 0:
-        raise ImageShapeError(f"{key} has an unsupported rank", found=shape, expected=expected,
-                              fix="pass one tensor per sample holding its images")
+        raise ImageShapeError(
+            f"{key} has an unsupported rank",
+            found=shape,
+            expected=expected,
+            fix="pass one tensor per sample holding its images",
+        )
     if x.shape[1] != channels:
         channels_last = x.shape[-1] == channels
         raise ImageShapeError(
             f"{key} does not have {channels} channels first",
             found=shape,
             expected=expected,
-            fix="permute channels-last pixels with .permute(0, 3, 1, 2)" if channels_last
+            fix="permute channels-last pixels with .permute(0, 3, 1, 2)"
+            if channels_last
             else "pass the image processor's output unchanged",
         )
     if tuple(x.shape[-2:]) != size:
@@ -123,8 +129,12 @@ def processed_pixels(
         raise ImageShapeError(f"{key} has the wrong resolution", found=shape, expected=expected, fix=fix)
     x = x.to(torch.float32)
     if not torch.isfinite(x).all():
-        raise VisionInputError(f"{key} has NaN or infinite values", found="non-finite pixels",
-                               expected="finite values", fix="check the decoding and augmentation of this image")
+        raise VisionInputError(
+            f"{key} has NaN or infinite values",
+            found="non-finite pixels",
+            expected="finite values",
+            fix="check the decoding and augmentation of this image",
+        )
     lo = (0.0 - torch.tensor(mean)) / torch.tensor(std)
     hi = (1.0 - torch.tensor(mean)) / torch.tensor(std)
     found_lo, found_hi = x.amin(dim=(0, 2, 3)), x.amax(dim=(0, 2, 3))

@@ -32,8 +32,9 @@ def _is_certainly_raw(value: Any) -> bool:
     if isinstance(value, np.ndarray):
         return value.dtype.kind in "ub"
     if isinstance(value, torch.Tensor):
-        return value.dtype in (torch.uint8, torch.bool) or (not value.dtype.is_floating_point
-                                                           and not value.dtype.is_complex)
+        return value.dtype in (torch.uint8, torch.bool) or (
+            not value.dtype.is_floating_point and not value.dtype.is_complex
+        )
     return False
 
 
@@ -58,8 +59,12 @@ def _check_one(image: Any, where: str) -> Image.Image:
     else:
         h, w = image_size(image)
     if h <= 0 or w <= 0:
-        raise ImageShapeError(f"{where} is empty", found=(h, w), expected="height > 0 and width > 0",
-                              fix="check that the image was decoded")
+        raise ImageShapeError(
+            f"{where} is empty",
+            found=(h, w),
+            expected="height > 0 and width > 0",
+            fix="check that the image was decoded",
+        )
     arr = np.asarray(image)
     if arr.ndim == 3 and arr.shape[-1] not in (1, 3, 4):
         arr = arr.transpose(1, 2, 0)
@@ -76,12 +81,20 @@ def _check_one(image: Any, where: str) -> Image.Image:
         arr = arr.astype(np.uint8) * 255
     elif arr.dtype.kind in "ui":
         if arr.min() < 0 or arr.max() > 255:
-            raise ImageShapeError(f"{where} has integer values outside 0-255", found=f"[{arr.min()}, {arr.max()}]",
-                                  expected="uint8 pixel values", fix="decode the image to uint8 RGB")
+            raise ImageShapeError(
+                f"{where} has integer values outside 0-255",
+                found=f"[{arr.min()}, {arr.max()}]",
+                expected="uint8 pixel values",
+                fix="decode the image to uint8 RGB",
+            )
         arr = arr.astype(np.uint8)
     else:
-        raise ImageShapeError(f"{where} has an unsupported dtype", found=str(arr.dtype),
-                              expected="uint8 or float", fix="decode the image to uint8 RGB")
+        raise ImageShapeError(
+            f"{where} has an unsupported dtype",
+            found=str(arr.dtype),
+            expected="uint8 or float",
+            fix="decode the image to uint8 RGB",
+        )
     return to_pil(arr)
 
 
@@ -99,7 +112,7 @@ def raw_images(sample: Mapping[str, Any]) -> tuple[list[Image.Image], list[Size]
             expected="raw images under one key",
             fix="keep the raw images under 'image' (or 'images') only",
         )
-    (key, value), = found.items()
+    ((key, value),) = found.items()
     images = [_check_one(img, f"{key}[{i}]") for i, img in enumerate(_split(value))]
     if not images:
         return None

@@ -30,11 +30,16 @@ def _size(value: Any, source: str) -> Size:
         if h != float(value[0]) or w != float(value[1]):
             raise ValueError
     except (TypeError, ValueError, OverflowError, IndexError):
-        raise ImageShapeError(f"{source} is not a (height, width) pair", found=repr(value)[:80],
-                              expected="two positive ints", fix=_SIZE_FIX) from None
+        raise ImageShapeError(
+            f"{source} is not a (height, width) pair",
+            found=repr(value)[:80],
+            expected="two positive ints",
+            fix=_SIZE_FIX,
+        ) from None
     if h <= 0 or w <= 0:
-        raise ImageShapeError(f"{source} is not positive", found=(h, w), expected="height > 0 and width > 0",
-                              fix=_SIZE_FIX)
+        raise ImageShapeError(
+            f"{source} is not positive", found=(h, w), expected="height > 0 and width > 0", fix=_SIZE_FIX
+        )
     return h, w
 
 
@@ -44,8 +49,12 @@ def _image_sizes(value: Any) -> list[Size]:
     if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
         value = [value]  # one (height, width) pair for a one-image sample
     if not isinstance(value, (list, tuple)):
-        raise ImageShapeError("image_sizes is not a list of sizes", found=type(value).__name__,
-                              expected="[(height, width), ...]", fix=_SIZE_FIX)
+        raise ImageShapeError(
+            "image_sizes is not a list of sizes",
+            found=type(value).__name__,
+            expected="[(height, width), ...]",
+            fix=_SIZE_FIX,
+        )
     return [_size(v, f"image_sizes[{i}]") for i, v in enumerate(value)]
 
 
@@ -56,14 +65,28 @@ def _meta_list(sample: Mapping[str, Any]) -> list[Any] | None:
     return [metas] if isinstance(metas, Mapping) else list(metas) if isinstance(metas, (list, tuple)) else [metas]
 
 
-def _meta_size(meta: Any, i: int) -> Size:
+def _meta_size(meta: Any, i: int) -> Size | None:
+    """``original_shape`` of one F-LMM meta_data dict; ``None`` when the dict has none (DeepSeek's
+    research processor writes only ``padding`` / ``image_shape`` / ``padded_shape``)."""
+    if not isinstance(meta, Mapping):
+        raise ImageShapeError(
+            f"meta_data[{i}] is not a dict",
+            found=repr(meta)[:80],
+            expected="{'original_shape': {'height': h, 'width': w}, 'padding': {...}, ...}",
+            fix="keep F-LMM's meta_data as the dataset built it, or pass image_sizes",
+        )
+    if "original_shape" not in meta:
+        return None
     try:
         shape = meta["original_shape"]
         return _size((shape["height"], shape["width"]), f"meta_data[{i}]['original_shape']")
     except (KeyError, TypeError, IndexError):
-        raise ImageShapeError(f"meta_data[{i}] has no original_shape", found=repr(meta)[:120],
-                              expected="{'original_shape': {'height': h, 'width': w}, ...}",
-                              fix="keep F-LMM's meta_data as the dataset built it, or pass image_sizes") from None
+        raise ImageShapeError(
+            f"meta_data[{i}]['original_shape'] is malformed",
+            found=repr(meta["original_shape"])[:120],
+            expected="{'height': h, 'width': w}",
+            fix="keep F-LMM's meta_data as the dataset built it, or pass image_sizes",
+        ) from None
 
 
 def original_sizes(sample: Mapping[str, Any], num_images: int, raw_sizes: Sequence[Size] | None) -> list[Size] | None:
@@ -76,11 +99,24 @@ def original_sizes(sample: Mapping[str, Any], num_images: int, raw_sizes: Sequen
         sources["image_sizes"] = _image_sizes(sample["image_sizes"])
     metas = _meta_list(sample)
     if metas is not None:
-        sources["meta_data"] = [_meta_size(m, i) for i, m in enumerate(metas)]
+        meta_sizes = [_meta_size(m, i) for i, m in enumerate(metas)]
+        if all(size is not None for size in meta_sizes):
+            sources["meta_data"] = [size for size in meta_sizes if size is not None]
+        elif len(metas) != num_images:
+            raise ImageShapeError(
+                "meta_data does not have one entry per image",
+                found=f"{len(metas)} entr(ies)",
+                expected=f"{num_images}",
+                fix=_SIZE_FIX,
+            )
     for name, sizes in sources.items():
         if len(sizes) != num_images:
-            raise ImageShapeError(f"{name} does not have one size per image", found=f"{len(sizes)} size(s)",
-                                  expected=f"{num_images}", fix=_SIZE_FIX)
+            raise ImageShapeError(
+                f"{name} does not have one size per image",
+                found=f"{len(sizes)} size(s)",
+                expected=f"{num_images}",
+                fix=_SIZE_FIX,
+            )
     if not sources:
         return None
     (first_name, first), *rest = sources.items()
@@ -105,9 +141,12 @@ def check_meta_padding(sample: Mapping[str, Any], geometries: Sequence[ImageGeom
             pad = meta["padding"]
             found = [float(pad[k]) * scale for k in ("before_height", "after_height", "before_width", "after_width")]
         except (KeyError, TypeError, ValueError, ZeroDivisionError):
-            raise ImageShapeError(f"meta_data[{i}] padding is malformed", found=repr(meta)[:120],
-                                  expected="F-LMM's padding / padded_shape dicts",
-                                  fix="drop 'padding' or keep it as the dataset built it") from None
+            raise ImageShapeError(
+                f"meta_data[{i}] padding is malformed",
+                found=repr(meta)[:120],
+                expected="F-LMM's padding / padded_shape dicts",
+                fix="drop 'padding' or keep it as the dataset built it",
+            ) from None
         p = geo.padding
         expected = [p.top, p.bottom, p.left, p.right]
         if any(abs(f - e) > PADDING_TOLERANCE for f, e in zip(found, expected, strict=True)):

@@ -30,6 +30,11 @@ def _pair(value: Any, what: str) -> tuple[int, int]:
         raise SpecError(f"{what} is not a size: {value!r}") from None
 
 
+def _triple(values: Any) -> tuple[float, float, float]:
+    a, b, c = (float(v) for v in values)
+    return a, b, c
+
+
 def _agree(what: str, from_config: Any, from_processor: Any) -> None:
     if from_config != from_processor:
         raise SpecError(
@@ -41,14 +46,15 @@ def _agree(what: str, from_config: Any, from_processor: Any) -> None:
 
 def build_deepseek_spec(config: PretrainedConfig, processor: ProcessorMixin) -> FixedSpec:
     """The spec of a ``deepseek_vl`` or ``deepseek_vl_hybrid`` checkpoint."""
+    proc: Any = processor  # DeepseekVLProcessor / DeepseekVLHybridProcessor attributes
     vision = config.vision_config
-    image_processor = processor.image_processor
+    image_processor = proc.image_processor
     image_size = _pair(vision.image_size, "vision_config.image_size")
     patch = _pair(vision.patch_size, "vision_config.patch_size")
     grid = (image_size[0] // patch[0], image_size[1] // patch[1])
     _agree("image size", image_size, _pair(image_processor.size, "image_processor.size"))
-    _agree("image tokens per image", grid[0] * grid[1], int(processor.num_image_tokens))
-    _agree("image_token_id", int(config.image_token_id), int(processor.image_token_id))
+    _agree("image tokens per image", grid[0] * grid[1], int(proc.num_image_tokens))
+    _agree("image_token_id", int(config.image_token_id), int(proc.image_token_id))
     if not (image_processor.do_resize and image_processor.do_pad):
         raise SpecError(
             "the image processor has do_resize or do_pad off, so it does not produce the square "
@@ -57,7 +63,7 @@ def build_deepseek_spec(config: PretrainedConfig, processor: ProcessorMixin) -> 
 
     pad_size: int | None = None
     high_res: tuple[int, int] | None = None
-    background = image_processor.background_color
+    background: Any = image_processor.background_color
     if config.model_type == "deepseek_vl_hybrid":
         # The hybrid pads at the SAM resolution and makes the low-res view by resizing that
         # padded square, so the padding (and its colour) is decided at ``high_res_size``.
@@ -68,16 +74,16 @@ def build_deepseek_spec(config: PretrainedConfig, processor: ProcessorMixin) -> 
     try:
         return FixedSpec(
             image_token_id=int(config.image_token_id),
-            image_token=str(processor.image_token),
-            image_mean=tuple(image_processor.image_mean),
-            image_std=tuple(image_processor.image_std),
+            image_token=str(proc.image_token),
+            image_mean=_triple(image_processor.image_mean),
+            image_std=_triple(image_processor.image_std),
             image_size=image_size,
             patch_size=patch[0],
             token_grid=grid,
             resize_mode="pad_to_square",
             pad_size=pad_size,
             min_side=int(image_processor.min_size),
-            background_color=tuple(int(c) for c in background),
+            background_color=(int(background[0]), int(background[1]), int(background[2])),
             high_res_image_size=high_res,
         )
     except ValidationError as exc:

@@ -68,7 +68,7 @@ def tiny_config(hybrid: bool) -> PretrainedConfig:
     small vocabulary and would make every image token an out-of-range embedding index.
     """
     tok = tiny_tokenizer()
-    text = {
+    text: dict[str, Any] = {
         "model_type": "llama",
         "vocab_size": len(tok),
         "hidden_size": 32,
@@ -82,7 +82,7 @@ def tiny_config(hybrid: bool) -> PretrainedConfig:
         "pad_token_id": tok.pad_token_id,
     }
     processor_cls = DeepseekVLHybridImageProcessor if hybrid else DeepseekVLImageProcessor
-    vision = {
+    vision: dict[str, Any] = {
         "model_type": "siglip_vision_model",
         "hidden_size": 16,
         "intermediate_size": 32,
@@ -92,10 +92,11 @@ def tiny_config(hybrid: bool) -> PretrainedConfig:
         "patch_size": TINY_PATCH_SIZE,
         "vision_use_head": False,
     }
-    common = {"text_config": text, "vision_config": vision, "image_token_id": tok.convert_tokens_to_ids(IMAGE_TOKEN)}
+    image_token_id = tok.convert_tokens_to_ids(IMAGE_TOKEN)
+    assert isinstance(image_token_id, int)
     if not hybrid:
-        return DeepseekVLConfig(**common)
-    sam = {
+        return DeepseekVLConfig(text_config=text, vision_config=vision, image_token_id=image_token_id)
+    sam: dict[str, Any] = {
         "model_type": "sam_vision_model",
         "hidden_size": 16,
         "output_channels": 8,
@@ -106,7 +107,9 @@ def tiny_config(hybrid: bool) -> PretrainedConfig:
         "patch_size": TINY_PATCH_SIZE,
         "global_attn_indexes": [0],
     }
-    return DeepseekVLHybridConfig(**common, high_res_vision_config=sam)
+    return DeepseekVLHybridConfig(
+        text_config=text, vision_config=vision, high_res_vision_config=sam, image_token_id=image_token_id
+    )
 
 
 def tiny_processor(config: PretrainedConfig) -> ProcessorMixin:

@@ -30,9 +30,14 @@ def sequence(value: Any, key: str) -> torch.Tensor:
             value = np.asarray(value)
         except (ValueError, TypeError):
             value = None
-    if isinstance(value, np.ndarray) and value.dtype.kind in "iub":
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iu":
         value = torch.from_numpy(value.astype(np.int64))
-    if not isinstance(value, torch.Tensor) or value.dtype.is_floating_point or value.dtype.is_complex:
+    if (
+        not isinstance(value, torch.Tensor)
+        or value.dtype.is_floating_point
+        or value.dtype.is_complex
+        or value.dtype == torch.bool
+    ):
         found = f"{type(value).__name__}" + (f" of dtype {value.dtype}" if hasattr(value, "dtype") else "")
         raise VisionInputError(
             f"{key} is not a sequence of integer ids",

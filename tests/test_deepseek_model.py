@@ -56,7 +56,7 @@ def test_normalize_raw_image_with_placeholder_ids_equals_stock(adapter, model, f
     ids = _unexpanded(adapter, text)
     mask_ids = torch.full_like(ids, -1)
     mask_ids[-3:-1] = 0  # "red cat" in the answer is object 0
-    arr = np.asarray(image)
+    arr = np.array(image)
     raw = {"pil": image, "numpy_hwc": arr, "tensor_chw": torch.from_numpy(arr).permute(2, 0, 1)}
     sample = {"input_ids": ids.tolist(), "mask_ids": mask_ids}
     if form == "uint8_pixel_values":
@@ -94,12 +94,18 @@ def test_normalize_processed_layouts_equal_stock(adapter, model, layout: str) ->
     sample["input_ids"] = stock["input_ids"]  # [1, S], already expanded
     sample["labels"] = stock["input_ids"][0].clone()
     sample["meta_datas"] = [
-        {"original_shape": {"height": img.height, "width": img.width}, **adapter.spec.geometry((img.height, img.width)).to_meta_data()}
+        {
+            "original_shape": {"height": img.height, "width": img.width},
+            **adapter.spec.geometry((img.height, img.width)).to_meta_data(),
+        }
         for img in images
     ]
     batch = adapter.normalize(sample)
     torch.testing.assert_close(
-        logits(model, {k: v for k, v in batch.inputs.items() if k != "labels"}), logits(model, dict(stock)), rtol=0, atol=0
+        logits(model, {k: v for k, v in batch.inputs.items() if k != "labels"}),
+        logits(model, dict(stock)),
+        rtol=0,
+        atol=0,
     )
     assert [g.original_size for g in batch.geometries[0]] == [(i.height, i.width) for i in images]
     assert model(**batch.inputs).loss is not None

@@ -117,7 +117,12 @@ def test_geometry_equals_stock_resize_and_pad_on_1000_sizes(adapter) -> None:
         cols = (padded == 255).any(0).nonzero().flatten()
         g = spec.geometry((h, w))
         p = g.padding
-        want = (p.top * scale, p.left * scale, (g.input_size[0] - p.bottom) * scale, (g.input_size[1] - p.right) * scale)
+        want = (
+            p.top * scale,
+            p.left * scale,
+            (g.input_size[0] - p.bottom) * scale,
+            (g.input_size[1] - p.right) * scale,
+        )
         got = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
         assert got == pytest.approx(want, abs=1e-9), (h, w)
         assert tuple(resized.shape[-2:]) == g.resized_size, (h, w)
@@ -141,7 +146,7 @@ def test_geometry_equals_full_stock_processor(adapter) -> None:
     content edge over at most 3 rows."""
     spec, proc = adapter.spec, adapter.processor
     hybrid = spec.high_res_image_size is not None
-    count = 24 if hybrid else 150  # the hybrid's 1024 view costs ~0.2 s per image on CPU
+    count = 80 if hybrid else 150  # the hybrid's exact check is the 1024 view, covered on 1000+ sizes above
     sizes = [(480, 640), *random_sizes(count, seed=3, low=2, high=700)]
     for h, w in sizes:
         out = proc.image_processor(images=[solid_image(h, w)], return_tensors="pt")

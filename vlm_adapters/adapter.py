@@ -258,7 +258,17 @@ class BackboneAdapter(ABC):
                 fix="expand each image placeholder with the stock processor, or re-tokenize the prompt "
                 "with adapter.prepare()",
             )
-        return list(found.split(counts)) if counts else []
+        runs = list(found.split(counts)) if counts else []
+        for i, run in enumerate(runs):
+            if run.numel() and int(run[-1] - run[0]) + 1 != run.numel():
+                raise TokenCountError(
+                    f"sample {sample}: image {i}'s tokens are not one contiguous run",
+                    found=f"{run.numel()} tokens spread over positions {int(run[0])}..{int(run[-1])}",
+                    expected=f"{counts[i]} consecutive image tokens per image, images in order",
+                    fix="expand each placeholder in place with the stock processor; do not insert text "
+                    "inside an image's tokens",
+                )
+        return runs
 
     def tokens_to_grid(self, x: torch.Tensor, geometry: ImageGeometry, dim: int = -1) -> torch.Tensor:
         """Move the image-token axis ``dim`` of ``x`` to the end as ``[..., rows, cols]``.

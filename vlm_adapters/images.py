@@ -39,25 +39,57 @@ def image_size(image: Any) -> Size:
 
 
 def is_raw_image(obj: Any) -> bool:
-    """True for PIL images, uint8 arrays/tensors, and 3-channel CHW/HWC float images."""
+    """True for PIL images and for arrays/tensors that can only be pixels as decoded.
+
+    uint8 data, or floats within [0, 1], in an HWC/HW (numpy) or CHW (torch) layout.
+    Normalised processor output (floats outside [0, 1]) is not a raw image.
+    """
     if isinstance(obj, Image.Image):
         return True
     if isinstance(obj, np.ndarray):
-        return obj.ndim == 3 and (obj.shape[-1] in (1, 3, 4) or obj.shape[0] in (1, 3, 4))
+        layout = obj.ndim == 3 and (obj.shape[-1] in (1, 3, 4) or obj.shape[0] in (1, 3, 4))
+        return layout and _plain_range(obj)
     if isinstance(obj, torch.Tensor):
-        return obj.ndim == 3 and obj.shape[0] in (1, 3, 4)
+        return obj.ndim == 3 and obj.shape[0] in (1, 3, 4) and _plain_range(obj.detach().cpu().numpy())
     return False
 
 
+def _plain_range(arr: np.ndarray) -> bool:
+    if arr.dtype == np.uint8:
+        return True
+    if arr.size == 0:
+        return False
+    lo, hi = float(arr.min()), float(arr.max())
+    if np.issubdtype(arr.dtype, np.integer):
+        return lo >= 0 and hi <= 255
+    return lo >= 0.0 and hi <= 1.0
+
+
 def to_pil(image: RawImage) -> Image.Image:
-    """A PIL RGB image from any raw image form (floats are taken to be in [0, 1])."""
+    """A PIL RGB image from any raw image form.
+
+    Torch tensors are CHW, numpy arrays HWC (or HW); integers must lie in 0..255 and floats
+    in [0, 1]: anything else is refused rather than clipped into a different picture.
+    """
     if isinstance(image, Image.Image):
         return image.convert("RGB")
-    arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
-        arr = arr.transpose(1, 2, 0)
+    if isinstance(image, torch.Tensor):
+        if image.ndim != 3:
+            image_size(image)  # raises the typed error
+        arr = image.detach().cpu().numpy().transpose(1, 2, 0)
+    else:
+        arr = np.asarray(image)
+        if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
+            arr = arr.transpose(1, 2, 0)
+    if not _plain_range(arr):
+        raise ImageShapeError(
+            "image values are outside the range of decoded pixels",
+            found=f"{arr.dtype} values in [{float(arr.min()):.3g}, {float(arr.max()):.3g}]",
+            expected="uint8 0..255, integers 0..255, or floats in [0, 1]",
+            fix="pass the decoded image; processed (normalised) pixels go under pixel_values",
+        )
     if arr.dtype != np.uint8:
-        arr = (np.clip(arr, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+        arr = arr.astype(np.uint8) if np.issubdtype(arr.dtype, np.integer) else (arr * 255.0).round().astype(np.uint8)
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     return Image.fromarray(arr).convert("RGB")

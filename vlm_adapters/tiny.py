@@ -26,6 +26,7 @@ BASIC_WORDS: tuple[str, ...] = tuple(
     bus bike bicycle tree trees sky grass road street house building window door table chair cup
     bottle plate food pizza ball bird horse cow sheep boat train plane water sea beach mountain snow
     sitting standing running walking holding wearing looking playing lying eating two three one four
+    circle square triangle shape shapes round
     some all no yes not near far under over behind between . , ? ! : ; ' " - ( ) 0 1 2 3 4 5 6 7 8 9
     """.split()
 )
