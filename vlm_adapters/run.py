@@ -21,8 +21,8 @@ from PIL import Image
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from .errors import VisionInputError
 from .overlay import overlay
+from .phrases import find_phrase
 from .pipeline import FrozenLMM, FrozenOutput
 
 DEFAULT_PROMPT = "describe the image ."
@@ -46,23 +46,6 @@ def add_run_parser(sub: Any) -> None:
 
 def _int_list(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v.strip()]
-
-
-def answer_positions(lmm: FrozenLMM, input_ids: torch.Tensor, text: str) -> torch.Tensor:
-    """Positions of ``text``'s tokens in ``input_ids`` (its last occurrence: the answer turn)."""
-    tokenizer = lmm.adapter.processor.tokenizer
-    ids = input_ids.tolist()
-    for candidate in (text, " " + text):
-        needle = tokenizer(candidate, add_special_tokens=False)["input_ids"]
-        for start in range(len(ids) - len(needle), -1, -1):
-            if needle and ids[start : start + len(needle)] == needle:
-                return torch.arange(start, start + len(needle))
-    raise VisionInputError(
-        "the answer text is not in the tokenized prompt",
-        found=repr(text),
-        expected="the tokens of --text inside the chat-templated sequence",
-        fix="check the text against the tokenizer (unknown words may map to one token)",
-    )
 
 
 def _slug(word: str) -> str:
@@ -92,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for index, path in enumerate(tqdm(args.image, desc="images", unit="img")):
         image = Image.open(path).convert("RGB")
         batch = lmm.prepare([image], [prompt])
-        queries = answer_positions(lmm, batch.input_ids[0], args.text)
+        queries = find_phrase(lmm.adapter.processor.tokenizer, batch.input_ids[0], args.text)
         out = lmm(batch, layers=args.layers, queries=[queries])[0]
         folder = args.out / f"{index:03d}_{_slug(path.stem)}"
         folder.mkdir(exist_ok=True)

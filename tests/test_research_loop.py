@@ -1,0 +1,36 @@
+"""The documented research loop runs unchanged on both built-in families."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import pytest
+import torch
+
+from vlm_adapters.phrases import find_phrase, phrase_mask_ids
+from vlm_adapters.pipeline import FrozenLMM
+
+LOOP = runpy.run_path(str(Path(__file__).resolve().parents[1] / "docs" / "research_loop.py"))
+
+
+@pytest.mark.parametrize("backbone", ["qwen2_5_vl", "deepseek_vl"])
+def test_same_loop_any_backbone(backbone: str) -> None:
+    report = LOOP["research_loop"](backbone)
+    for sample in report["samples"]:
+        k, channels, rows, cols = sample["head_input"]
+        assert channels > 0
+        assert k == 2 and (rows, cols) == tuple(sample["token_grid"])
+        assert sample["prediction"] == (2, *sample["image_size"])
+        assert torch.isfinite(torch.tensor(sample["loss"]))
+
+
+def test_phrase_mask_ids_mark_the_answer_tokens() -> None:
+    lmm = FrozenLMM.from_tiny("deepseek_vl")
+    tok = lmm.adapter.processor.tokenizer
+    prompt = lmm.adapter.format_prompt("the red circle ?", answer="a red circle")
+    ids = tok(prompt, return_tensors="pt")["input_ids"][0]
+    mask = phrase_mask_ids(tok, ids, ["red circle"])
+    marked = ids[mask == 0].tolist()
+    assert marked == tok("red circle", add_special_tokens=False)["input_ids"]
+    assert int((mask == 0).nonzero()[0]) > int(find_phrase(tok, ids, "?")[0])  # the answer, not the question
