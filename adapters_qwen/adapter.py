@@ -45,6 +45,9 @@ class QwenAdapter(BackboneAdapter):
     video_processor_class: ClassVar[type[Any]]
     vision_window_attention: ClassVar[bool] = False
     """Whether the vision tower's per-patch tensors come back in attention-window order."""
+    verify_grids_with_content: bool = True
+    """Also check given or size-derived grids against patch continuity (a few ms per image):
+    catches transposed grids that come with transposed sizes, e.g. from PIL's (width, height)."""
 
     def __init__(self, config: PretrainedConfig, processor: ProcessorMixin) -> None:
         super().__init__(config, processor)
@@ -105,12 +108,18 @@ class QwenAdapter(BackboneAdapter):
         self, inputs: Mapping[str, torch.Tensor], original_sizes: Sequence[Sequence[tuple[int, int]]]
     ) -> list[list[ImageGeometry]]:
         """Geometry from the processor's actual grids, checked against the spec's prediction."""
-        grids = iter(parse_grid(inputs.get("image_grid_thw")) or [])
+        grids = parse_grid(inputs.get("image_grid_thw")) or []
+        if len(grids) != sum(len(sizes) for sizes in original_sizes):
+            raise SpecError(
+                f"the processor returned {len(grids)} image grids for "
+                f"{sum(len(s) for s in original_sizes)} images: inputs do not come from this processor"
+            )
+        remaining = iter(grids)
         out: list[list[ImageGeometry]] = []
         for sizes in original_sizes:
             row = []
             for size in sizes:
-                grid = next(grids)
+                grid = next(remaining)
                 if grid != self.spec.grid_thw(size):
                     raise SpecError(
                         f"the stock processor gave grid {list(grid)} for a {size[0]}x{size[1]} image but "

@@ -28,6 +28,7 @@ from vlm_adapters.geometry import Size
 
 from .continuity import recover_grid
 from .grid import KEEP_GRID_FIX, Grid, check_reachable, describe_mismatch, num_rows, num_tokens, parse_grid
+from .order import split_rows
 from .pixels import PatchInput, RawInput, read_images
 from .sizes import sample_sizes
 from .tokens import TokenSequence, check_token_kinds, fit_sequence, image_runs, read_sequence, require_ids
@@ -118,9 +119,7 @@ def _rows_per_image(seq: TokenSequence, rows: int, n_images: int | None, spec: D
     )
 
 
-def _check_given(
-    given: list[Grid], pv: PatchInput, sizes: list[Size | None] | None, spec: DynamicSpec
-) -> None:
+def _check_given(given: list[Grid], pv: PatchInput, sizes: list[Size | None] | None, spec: DynamicSpec) -> None:
     check_reachable(given, spec)
     rows = pv.pixel_values.shape[0]
     if sum(num_rows(g) for g in given) != rows:
@@ -160,6 +159,24 @@ def _check_given(
             )
 
 
+def _check_content(rows: torch.Tensor, grid: Grid, spec: DynamicSpec, image: int) -> None:
+    """Refuse a grid the patch content decisively contradicts (e.g. transposed, with the size
+    also given as PIL's (width, height)). Undecided content accepts the grid."""
+    try:
+        found = recover_grid(rows, spec, image=image)
+    except GridError:
+        return
+    if found.grid != grid:
+        raise GridError(
+            f"image {image}: the patch content contradicts the grid ({describe_mismatch(grid, found.grid)})",
+            found=f"grid {list(grid)}, but the patches join up continuously only as {list(found.grid)} (every "
+            f"other grid is at least {found.ratio:.1f}x rougher across patch windows)",
+            expected=f"{list(found.grid)}",
+            fix="pass the processor's image_grid_thw unchanged; if you pass image sizes, check they are "
+            "(height, width), not PIL's (width, height)",
+        )
+
+
 class _Resolver:
     """Grids for a patch-matrix sample, from the best evidence at hand."""
 
@@ -167,6 +184,7 @@ class _Resolver:
         self.adapter = adapter
         self.spec = adapter.spec
         self.notes = notes
+        self.recovered: set[int] = set()
 
     def derived(self, i: int, size: Size, rows: int | None) -> Grid:
         grid = self.spec.grid_thw(size)
@@ -185,6 +203,16 @@ class _Resolver:
         return grid
 
     def resolve(
+        self, pv: PatchInput, seq: TokenSequence, sizes: list[Size | None] | None, given: list[Grid] | None
+    ) -> list[Grid]:
+        grids = self._resolve(pv, seq, sizes, given)
+        if self.adapter.verify_grids_with_content:
+            for i, (chunk, grid) in enumerate(zip(split_rows(pv.pixel_values, grids), grids, strict=True)):
+                if i not in self.recovered:
+                    _check_content(chunk, grid, self.spec, i)
+        return grids
+
+    def _resolve(
         self, pv: PatchInput, seq: TokenSequence, sizes: list[Size | None] | None, given: list[Grid] | None
     ) -> list[Grid]:
         rows = pv.pixel_values.shape[0]
@@ -231,7 +259,8 @@ class _Resolver:
                 f"discontinuous, z >= {found.z:.0f}; candidates {[list(c) for c in found.candidates]})"
             )
             self.notes.append(note)
-            warnings.warn(note + ". Fix: " + KEEP_GRID_FIX, GridRecoveredWarning, stacklevel=4)
+            warnings.warn(note + ". Fix: " + KEEP_GRID_FIX, GridRecoveredWarning, stacklevel=5)
+            self.recovered.add(i)
             grids.append(found.grid)
         return grids
 

@@ -58,14 +58,14 @@ def _has_patch_fingerprint(x: torch.Tensor, spec: DynamicSpec) -> bool:
 
 
 def _disguise_error(x: torch.Tensor, spec: DynamicSpec) -> PatchMatrixAsImageError:
-    rows = int(np.prod(x.shape[:-1]))
+    rows = int(x.shape[-2]) if x.ndim >= 2 else 1
     return PatchMatrixAsImageError(
         "pixel_values is a flattened patch matrix reshaped into an image",
         found=f"shape {list(x.shape)}: its last axis is {spec.patch_dim} = C*T*p*p "
         f"({spec.in_channels}*{spec.temporal_patch_size}*{spec.patch_size}*{spec.patch_size}) and its rows "
         "are patches, not pixel rows",
-        expected=f"the processor's patch matrix [N, {spec.patch_dim}] (here [{rows}, {spec.patch_dim}] if "
-        "those rows are one image's patches) together with its image_grid_thw, or a raw image",
+        expected=f"the processor's patch matrix [N, {spec.patch_dim}] (here the last two axes, [{rows}, "
+        f"{spec.patch_dim}]) together with its image_grid_thw, or a raw image",
         fix="do not reshape or 'recover' pixel_values; pass the processor output (pixel_values, "
         "image_grid_thw) unchanged, or the decoded image itself",
     )
@@ -113,9 +113,10 @@ def _from_array(x: torch.Tensor, original: Any, spec: DynamicSpec) -> PatchInput
         if x.ndim == 3 and x.shape[0] == 1:
             return PatchInput(x[0])  # a batch of one patch matrix: the same rows, exactly
         raise _disguise_error(x, spec)
-    if x.ndim == 2 and x.is_floating_point() and x.numel() and bool((x < 0).any()):
+    looks_normalised = x.numel() > 0 and bool((x < 0).any() or (x > 1).any())
+    if x.ndim == 2 and x.is_floating_point() and (isinstance(original, torch.Tensor) or looks_normalised):
         raise ImageShapeError(
-            "pixel_values looks like a patch matrix of another patch size",
+            "pixel_values looks like a patch matrix of another width (patch size)",
             found=f"shape {list(x.shape)}",
             expected=f"[N, {spec.patch_dim}] (C*T*p*p with p={spec.patch_size}, T={spec.temporal_patch_size})",
             fix="process the images with this checkpoint's own processor",

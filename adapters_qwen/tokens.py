@@ -114,8 +114,7 @@ def _diagnose(lengths: list[int], counts: list[int], spec: DynamicSpec, name: st
             f"{name} has no image tokens",
             found=f"no token of id {spec.image_token_id} ({spec.image_token!r})",
             expected=f"{len(counts)} image(s) of {counts} tokens",
-            fix="tokenize the prompt with this checkpoint's tokenizer and its chat template "
-            "(adapter.format_prompt)",
+            fix="tokenize the prompt with this checkpoint's tokenizer and its chat template (adapter.format_prompt)",
         )
     if len(lengths) != len(counts):
         return TokenCountError(

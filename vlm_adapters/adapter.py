@@ -25,6 +25,7 @@ from transformers import (
     PreTrainedModel,
 )
 from transformers.processing_utils import ProcessorMixin
+from typing_extensions import Self
 
 from .batch import VisionBatch
 from .errors import TokenCountError, VisionInputError
@@ -68,14 +69,14 @@ class BackboneAdapter(ABC):
 
     # --- construction --------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path_or_id: str | Path, **processor_kwargs: Any) -> BackboneAdapter:
+    def from_pretrained(cls, path_or_id: str | Path, **processor_kwargs: Any) -> Self:
         """Adapter for a checkpoint folder or hub id (config and stock processor from there)."""
         config = AutoConfig.from_pretrained(str(path_or_id))
         processor = AutoProcessor.from_pretrained(str(path_or_id), **processor_kwargs)
         return cls(config, processor)
 
     @classmethod
-    def from_tiny(cls, variant: str | None = None) -> BackboneAdapter:
+    def from_tiny(cls, variant: str | None = None) -> Self:
         """Adapter for the tiny offline default: random-weight config, local tokenizer."""
         config = cls.tiny_config(variant)
         return cls(config, cls.tiny_processor(config))
