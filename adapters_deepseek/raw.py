@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vlm_adapters import ImageShapeError, VisionInputError
+from vlm_adapters import VisionInputError
 from vlm_adapters.geometry import Size
-from vlm_adapters.images import image_size, to_pil
+from vlm_adapters.images import to_pil
 
 RAW_KEYS = ("image", "images")
 
@@ -49,53 +49,7 @@ def _split(value: Any) -> list[Any]:
 
 def _check_one(image: Any, where: str) -> Image.Image:
     """Validate one raw image and convert it to RGB PIL (torch tensors are CHW, numpy HWC or HW)."""
-    if isinstance(image, Image.Image):
-        return to_pil(image)
-    if isinstance(image, torch.Tensor):
-        h, w = image_size(image)  # CHW only: a 2-D tensor is refused (it may be a patch matrix)
-        image = image.detach().cpu().numpy().transpose(1, 2, 0)
-    elif isinstance(image, np.ndarray) and image.ndim == 2:
-        h, w = image.shape
-    else:
-        h, w = image_size(image)
-    if h <= 0 or w <= 0:
-        raise ImageShapeError(
-            f"{where} is empty",
-            found=(h, w),
-            expected="height > 0 and width > 0",
-            fix="check that the image was decoded",
-        )
-    arr = np.asarray(image)
-    if arr.ndim == 3 and arr.shape[-1] not in (1, 3, 4):
-        arr = arr.transpose(1, 2, 0)
-    if arr.dtype.kind == "f":
-        if not (np.isfinite(arr).all() and arr.min() >= 0.0 and arr.max() <= 1.0):
-            raise ImageShapeError(
-                f"{where} is a float array outside [0, 1]",
-                found=f"values in [{np.nanmin(arr):.3g}, {np.nanmax(arr):.3g}]",
-                expected="a raw image: uint8, or float in [0, 1]",
-                fix="processed pixels go under 'pixel_values'; raw float images must be scaled to [0, 1]",
-            )
-        arr = (arr * 255.0).round().astype(np.uint8)
-    elif arr.dtype.kind == "b":
-        arr = arr.astype(np.uint8) * 255
-    elif arr.dtype.kind in "ui":
-        if arr.min() < 0 or arr.max() > 255:
-            raise ImageShapeError(
-                f"{where} has integer values outside 0-255",
-                found=f"[{arr.min()}, {arr.max()}]",
-                expected="uint8 pixel values",
-                fix="decode the image to uint8 RGB",
-            )
-        arr = arr.astype(np.uint8)
-    else:
-        raise ImageShapeError(
-            f"{where} has an unsupported dtype",
-            found=str(arr.dtype),
-            expected="uint8 or float",
-            fix="decode the image to uint8 RGB",
-        )
-    return to_pil(arr)
+    return to_pil(image, where)
 
 
 def raw_images(sample: Mapping[str, Any]) -> tuple[list[Image.Image], list[Size]] | None:

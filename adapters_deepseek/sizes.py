@@ -12,57 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-import torch
-
 from vlm_adapters import ImageGeometry, ImageShapeError
 from vlm_adapters.geometry import Size
+from vlm_adapters.samples import image_sizes, meta_list, size_pair
 
 PADDING_TOLERANCE = 1.0
 """Input pixels by which a ``meta_data`` padding may differ from the spec's (rounding conventions)."""
 
 _SIZE_FIX = "give one (height, width) per image, in the order of the images"
-
-
-def _size(value: Any, source: str) -> Size:
-    try:
-        h, w = (int(v) for v in value)
-        if h != float(value[0]) or w != float(value[1]):
-            raise ValueError
-    except (TypeError, ValueError, OverflowError, IndexError):
-        raise ImageShapeError(
-            f"{source} is not a (height, width) pair",
-            found=repr(value)[:80],
-            expected="two positive ints",
-            fix=_SIZE_FIX,
-        ) from None
-    if h <= 0 or w <= 0:
-        raise ImageShapeError(
-            f"{source} is not positive", found=(h, w), expected="height > 0 and width > 0", fix=_SIZE_FIX
-        )
-    return h, w
-
-
-def _image_sizes(value: Any) -> list[Size]:
-    if isinstance(value, (torch.Tensor, np.ndarray)):
-        value = value.tolist()
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
-        value = [value]  # one (height, width) pair for a one-image sample
-    if not isinstance(value, (list, tuple)):
-        raise ImageShapeError(
-            "image_sizes is not a list of sizes",
-            found=type(value).__name__,
-            expected="[(height, width), ...]",
-            fix=_SIZE_FIX,
-        )
-    return [_size(v, f"image_sizes[{i}]") for i, v in enumerate(value)]
-
-
-def _meta_list(sample: Mapping[str, Any]) -> list[Any] | None:
-    metas = sample.get("meta_datas", sample.get("meta_data"))
-    if metas is None:
-        return None
-    return [metas] if isinstance(metas, Mapping) else list(metas) if isinstance(metas, (list, tuple)) else [metas]
 
 
 def _meta_size(meta: Any, i: int) -> Size | None:
@@ -79,7 +36,7 @@ def _meta_size(meta: Any, i: int) -> Size | None:
         return None
     try:
         shape = meta["original_shape"]
-        return _size((shape["height"], shape["width"]), f"meta_data[{i}]['original_shape']")
+        return size_pair((shape["height"], shape["width"]), f"meta_data[{i}]['original_shape']")
     except (KeyError, TypeError, IndexError):
         raise ImageShapeError(
             f"meta_data[{i}]['original_shape'] is malformed",
@@ -96,8 +53,8 @@ def original_sizes(sample: Mapping[str, Any], num_images: int, raw_sizes: Sequen
     if raw_sizes is not None:
         sources["the raw image"] = list(raw_sizes)
     if sample.get("image_sizes") is not None:
-        sources["image_sizes"] = _image_sizes(sample["image_sizes"])
-    metas = _meta_list(sample)
+        sources["image_sizes"] = image_sizes(sample["image_sizes"])
+    metas = meta_list(sample)
     if metas is not None:
         meta_sizes = [_meta_size(m, i) for i, m in enumerate(metas)]
         if all(size is not None for size in meta_sizes):
@@ -133,7 +90,7 @@ def original_sizes(sample: Mapping[str, Any], num_images: int, raw_sizes: Sequen
 
 def check_meta_padding(sample: Mapping[str, Any], geometries: Sequence[ImageGeometry]) -> None:
     """Refuse ``meta_data`` whose padding describes a different preprocessing than this checkpoint's."""
-    for i, (meta, geo) in enumerate(zip(_meta_list(sample) or [], geometries, strict=False)):
+    for i, (meta, geo) in enumerate(zip(meta_list(sample) or [], geometries, strict=False)):
         if not isinstance(meta, Mapping) or "padding" not in meta or "padded_shape" not in meta:
             continue
         try:

@@ -19,7 +19,7 @@ from PIL import Image
 
 from vlm_adapters import DynamicSpec, ImageShapeError, PatchMatrixAsImageError
 from vlm_adapters.geometry import Size
-from vlm_adapters.images import image_size, to_pil
+from vlm_adapters.images import to_pil
 
 IMAGE_KEYS = ("pixel_values", "images", "image")
 
@@ -69,40 +69,6 @@ def _disguise_error(x: torch.Tensor, spec: DynamicSpec) -> PatchMatrixAsImageErr
         fix="do not reshape or 'recover' pixel_values; pass the processor output (pixel_values, "
         "image_grid_thw) unchanged, or the decoded image itself",
     )
-
-
-def _raw_image(x: Any, where: str) -> Image.Image:
-    """A validated raw image as PIL: uint8 as is, floats only in [0, 1] (never guessed)."""
-    if isinstance(x, Image.Image):
-        return x.convert("RGB")
-    t = _tensor(x)
-    image_size(x)  # raises ImageShapeError for anything that is not HWC / CHW / HW
-    if t.is_floating_point():
-        lo, hi = float(t.min()), float(t.max())
-        if lo < 0:
-            raise ImageShapeError(
-                f"{where} has negative values: it is already normalised, not a raw image",
-                found=f"{t.dtype} in [{lo:.2f}, {hi:.2f}]",
-                expected="a raw image: uint8 0..255 or float 0..1",
-                fix="pass the decoded image; the stock processor normalises it",
-            )
-        if hi > 1:
-            raise ImageShapeError(
-                f"{where} is a float image with values above 1: its scale is ambiguous",
-                found=f"{t.dtype} in [{lo:.2f}, {hi:.2f}]",
-                expected="uint8 0..255 or float 0..1",
-                fix="convert to uint8 (x.round().to(torch.uint8)) or divide by 255",
-            )
-    elif t.dtype != torch.uint8:
-        if t.dtype == torch.bool or int(t.min()) < 0 or int(t.max()) > 255:
-            raise ImageShapeError(
-                f"{where} is an integer image outside 0..255",
-                found=f"{t.dtype} in [{int(t.min())}, {int(t.max())}]",
-                expected="uint8 0..255",
-                fix="convert the image to uint8",
-            )
-        x = t.to(torch.uint8)
-    return to_pil(x)
 
 
 def _from_array(x: torch.Tensor, original: Any, spec: DynamicSpec) -> PatchInput | list[Any]:
@@ -176,4 +142,4 @@ def raw_image(item: Any, spec: DynamicSpec, where: str) -> Image.Image:
             raise _disguise_error(t, spec)
         if t.ndim == 4 and t.shape[0] == 1:
             item = item[0]
-    return _raw_image(item, where)
+    return to_pil(item, where)

@@ -9,55 +9,14 @@ grid as the original size; both are used and must agree.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-import torch
-
 from vlm_adapters import DynamicSpec, GridError, ImageShapeError
 from vlm_adapters.geometry import Size
+from vlm_adapters.samples import image_sizes, size_pair
 
 from .grid import Grid
-
-
-def _pair(value: Any, where: str) -> Size:
-    if isinstance(value, Mapping):
-        value = (value.get("height"), value.get("width"))
-    if isinstance(value, (torch.Tensor, np.ndarray)):
-        value = value.tolist()
-    try:
-        h, w = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ImageShapeError(
-            f"{where} is not a (height, width) pair",
-            found=repr(value)[:80],
-            expected="(height, width) or {'height': h, 'width': w}",
-            fix="store image sizes as (height, width) per image",
-        ) from None
-    if h != round(h) or w != round(w) or h <= 0 or w <= 0:
-        raise ImageShapeError(
-            f"{where} is not a positive integer size",
-            found=(h, w),
-            expected="positive integer height and width",
-            fix="store the image size in pixels, height first",
-        )
-    return int(h), int(w)
-
-
-def _image_sizes(value: Any) -> list[Size]:
-    raw = value.tolist() if isinstance(value, (torch.Tensor, np.ndarray)) else value
-    if isinstance(raw, (list, tuple)) and len(raw) == 2 and all(isinstance(v, numbers.Real) for v in raw):
-        raw = [raw]  # one image: a bare (h, w)
-    if not isinstance(raw, (list, tuple)):
-        raise ImageShapeError(
-            "image_sizes is not a list of sizes",
-            found=repr(value)[:80],
-            expected="[(height, width), ...] per image",
-            fix="store image_sizes as a list of (height, width)",
-        )
-    return [_pair(v, f"image_sizes[{i}]") for i, v in enumerate(raw)]
 
 
 def _meta_sizes(metas: Any, spec: DynamicSpec) -> list[Size | None]:
@@ -74,8 +33,8 @@ def _meta_sizes(metas: Any, spec: DynamicSpec) -> list[Size | None]:
             )
         original = meta.get("original_shape")
         resized = meta.get("image_shape")
-        orig = _pair(original, f"meta_data[{i}]['original_shape']") if original is not None else None
-        res = _pair(resized, f"meta_data[{i}]['image_shape']") if resized is not None else None
+        orig = size_pair(original, f"meta_data[{i}]['original_shape']") if original is not None else None
+        res = size_pair(resized, f"meta_data[{i}]['image_shape']") if resized is not None else None
         if orig is not None and res is not None and spec.grid_thw(orig) != spec.grid_thw(res):
             raise GridError(
                 f"meta_data[{i}] contradicts itself",
@@ -96,7 +55,7 @@ def sample_sizes(sample: Mapping[str, Any], spec: DynamicSpec) -> list[Size | No
     """
     sources: list[list[Size | None]] = []
     if sample.get("image_sizes") is not None:
-        sources.append(list(_image_sizes(sample["image_sizes"])))
+        sources.append(list(image_sizes(sample["image_sizes"])))
     for key in ("meta_data", "meta_datas"):
         if sample.get(key) is not None:
             sources.append(_meta_sizes(sample[key], spec))

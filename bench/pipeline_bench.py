@@ -41,6 +41,7 @@ SHAPES: dict[str, dict[str, dict[str, Any]]] = {
             "num_hidden_layers": 4,
             "vocab_size": 151936,
             "head_dim": 128,
+            "rope_parameters": {"rope_type": "default", "mrope_section": [16, 24, 24], "rope_theta": 1000000.0},
         },
         "vision_config": {
             "hidden_size": 1280,
@@ -60,6 +61,7 @@ SHAPES: dict[str, dict[str, dict[str, Any]]] = {
             "num_hidden_layers": 28,
             "vocab_size": 152064,
             "head_dim": 128,
+            "rope_parameters": {"rope_type": "default", "mrope_section": [16, 24, 24], "rope_theta": 1000000.0},
         },
         "vision_config": {
             "hidden_size": 1280,
@@ -136,6 +138,8 @@ def build(backbone: str, mode: str, dtype: Any, device: str) -> tuple[Any, Any]:
         sub = getattr(config, part)
         for key, value in values.items():
             setattr(sub, key, value)
+        if getattr(sub, "layer_types", None) is not None:  # one entry per decoder layer
+            sub.layer_types = [sub.layer_types[0]] * sub.num_hidden_layers
     if hasattr(config, "vocab_size") and "vocab_size" in SHAPES[backbone]["text_config"]:
         config.vocab_size = SHAPES[backbone]["text_config"]["vocab_size"]
     adapter = adapter_cls(config, adapter_cls.tiny_processor(config))
@@ -172,13 +176,14 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         if cuda:
             torch.cuda.synchronize()
 
-    once()  # warm-up
     times = []
     if cuda:
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
+    # Peak is measured over the warm-up too: the first forward is where the allocator grows.
     with PeakRSS() as rss:
         base_rss = rss.peak
+        once()  # warm-up
         for _ in range(args.reps):
             start = time.perf_counter()
             once()

@@ -83,3 +83,24 @@ def test_run_writes_overlays_summary_and_tensors(backbone: str, tmp_path: Path) 
     assert list(att.shape) == first["shapes"]["attention"]
     assert att.shape[0] == 2 and list(att.shape[-2:]) == first["geometry"]["token_grid"]
     assert att.shape[2] == len(first["query_tokens"])
+
+
+def test_list_shows_a_broken_plugin_and_keeps_going(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vlm_adapters.registry import reset_registry
+
+    info = tmp_path / "broken_thing-0.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-thing\nVersion: 0.3\n")
+    (info / "entry_points.txt").write_text("[vlm_adapters]\nbroken = no_such_module_here\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reset_registry()
+    try:
+        assert main(["list"]) == 0
+        out = capsys.readouterr().out
+        broken = next(line for line in out.splitlines() if line.startswith("broken"))
+        assert "broken-thing" in broken and "failed: ModuleNotFoundError" in broken
+        assert any(line.startswith("qwen2_vl") and line.rstrip().endswith("loaded") for line in out.splitlines())
+    finally:
+        reset_registry()

@@ -13,7 +13,6 @@ uncorrupted sample may only be refused when it carries neither grid, nor size, n
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -47,15 +46,6 @@ CORRUPTIONS = (
     "unnormalised",
     "mask_ids_short",
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """Tiny tensors: one intra-op thread avoids thread-pool stalls on a busy 2-core CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@ flat images and too-small evidence are always refused; the true grid is always a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -15,15 +13,6 @@ from adapters_qwen.continuity import MIN_RATIO, recover_grid
 from adapters_qwen.grid import candidate_grids
 from adapters_qwen.synthetic import noise_image, photo_like
 from vlm_adapters import AmbiguousGridError, GridError, get_adapter
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """Tiny tensors: one intra-op thread avoids thread-pool stalls on a busy 2-core CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module", params=("qwen2_5_vl", "qwen3_vl"))

@@ -6,8 +6,6 @@ Ground truth is transformers itself: its ``smart_resize`` with the processor's o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -18,15 +16,6 @@ from adapters_qwen import Qwen2_5_VLAdapter, Qwen2VLAdapter, Qwen3VLAdapter, Qwe
 from vlm_adapters import ImageShapeError, SpecError, get_adapter
 
 FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """Tiny tensors: one intra-op thread avoids thread-pool stalls on a busy 2-core CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module", params=FAMILIES)

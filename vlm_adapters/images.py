@@ -65,31 +65,58 @@ def _plain_range(arr: np.ndarray) -> bool:
     return lo >= 0.0 and hi <= 1.0
 
 
-def to_pil(image: RawImage) -> Image.Image:
-    """A PIL RGB image from any raw image form.
+def to_pil(image: RawImage, where: str = "image") -> Image.Image:
+    """A validated raw image as PIL RGB; ``where`` names it in errors.
 
-    Torch tensors are CHW, numpy arrays HWC (or HW); integers must lie in 0..255 and floats
-    in [0, 1]: anything else is refused rather than clipped into a different picture.
+    Torch tensors are CHW, numpy arrays HWC (or HW). uint8 (and bool) are taken as they are,
+    other integers must lie in 0..255 and floats in [0, 1]: a scale is never guessed, and
+    normalised processor output (negative values) is refused rather than clipped into a
+    different picture.
     """
     if isinstance(image, Image.Image):
         return image.convert("RGB")
+    h, w = image_size(image)  # raises the typed error for anything not HWC / CHW / HW
+    if h <= 0 or w <= 0:
+        raise ImageShapeError(
+            f"{where} is empty",
+            found=(h, w),
+            expected="height > 0 and width > 0",
+            fix="check that the image was decoded",
+        )
     if isinstance(image, torch.Tensor):
-        if image.ndim != 3:
-            image_size(image)  # raises the typed error
         arr = image.detach().cpu().numpy().transpose(1, 2, 0)
     else:
         arr = np.asarray(image)
-        if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
+        if arr.ndim == 3 and arr.shape[-1] not in (1, 3, 4):
             arr = arr.transpose(1, 2, 0)
-    if not _plain_range(arr):
-        raise ImageShapeError(
-            "image values are outside the range of decoded pixels",
-            found=f"{arr.dtype} values in [{float(arr.min()):.3g}, {float(arr.max()):.3g}]",
-            expected="uint8 0..255, integers 0..255, or floats in [0, 1]",
-            fix="pass the decoded image; processed (normalised) pixels go under pixel_values",
-        )
-    if arr.dtype != np.uint8:
-        arr = arr.astype(np.uint8) if np.issubdtype(arr.dtype, np.integer) else (arr * 255.0).round().astype(np.uint8)
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype != np.uint8:
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        floating = np.issubdtype(arr.dtype, np.floating)
+        if floating and not np.isfinite(arr).all():
+            raise ImageShapeError(
+                f"{where} has NaN or infinite values",
+                found=f"{arr.dtype} in [{lo:.3g}, {hi:.3g}]",
+                expected="finite pixel values",
+                fix="check the decoding of the image",
+            )
+        if lo < 0:
+            raise ImageShapeError(
+                f"{where} has negative values: it is normalised, not a raw image",
+                found=f"{arr.dtype} in [{lo:.3g}, {hi:.3g}]",
+                expected="a raw image: uint8 0..255 or float 0..1",
+                fix="pass the decoded image (the stock processor normalises it); processed pixels go "
+                "under pixel_values",
+            )
+        if hi > (1.0 if floating else 255):
+            raise ImageShapeError(
+                f"{where} is outside the range of decoded pixels, its scale is ambiguous",
+                found=f"{arr.dtype} in [{lo:.3g}, {hi:.3g}]",
+                expected="uint8 0..255, integers 0..255, or floats in [0, 1]",
+                fix="convert to uint8, or divide float images by 255",
+            )
+        arr = (arr * 255.0).round().astype(np.uint8) if floating else arr.astype(np.uint8)
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
-    return Image.fromarray(arr).convert("RGB")
+    return Image.fromarray(np.ascontiguousarray(arr)).convert("RGB")
