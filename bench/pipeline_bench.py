@@ -13,13 +13,15 @@ Modes:
            token after the image, all layers, all heads
   eager    stock forward with eager attention, output_attentions=True, output_hidden_states=True
 
-Prints median seconds and peak memory (RSS above the loaded model, or peak CUDA memory) per
-mode, and the ratios capture/floor and eager/floor; writes them to --out (JSON).
+Prints median seconds per mode, peak memory per mode (CPU: peak live heap above the loaded model,
+from glibc mallinfo2, in a separate untimed forward; CUDA: peak allocated), and the ratios
+capture/floor and eager/floor from the same run; writes them to --out (JSON).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import statistics
@@ -27,8 +29,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 # Real widths and head counts; layer counts cut down (the cost per layer is what compares).
 SHAPES: dict[str, dict[str, dict[str, Any]]] = {
@@ -97,33 +100,75 @@ MODES = ("floor", "capture", "eager")
 CAPTION = "a red circle on the left and a blue square on the right above the grass"
 
 
-class PeakRSS:
-    """Samples this process's resident memory every few milliseconds (CPU peak memory)."""
+class _MallInfo2(ctypes.Structure):
+    _fields_: ClassVar[list[tuple[str, type]]] = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def _heap_in_use() -> Callable[[], int]:
+    """Bytes the C heap has handed out and not taken back (glibc ``mallinfo2``), else RSS.
+
+    torch frees CPU tensors straight back to malloc, so this is the live tensor memory; RSS
+    also counts freed memory the allocator keeps, which made peaks swing by +-30% run to run.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+    except (OSError, AttributeError):
+        page = os.sysconf("SC_PAGE_SIZE")
+
+        def rss() -> int:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * page
+
+        return rss
+
+    def in_use() -> int:
+        info = libc.mallinfo2()
+        return int(info.uordblks + info.hblkhd)
+
+    return in_use
+
+
+class PeakMemory:
+    """Samples the process's live heap every half millisecond; ``peak`` is above the start."""
 
     def __init__(self) -> None:
-        self.peak = 0
+        self._read = _heap_in_use()
+        self.base = self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    @staticmethod
-    def now() -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.now())
-            time.sleep(0.002)
+            self.peak = max(self.peak, self._read())
+            time.sleep(0.0005)
 
-    def __enter__(self) -> PeakRSS:
-        self.peak = self.now()
+    def __enter__(self) -> PeakMemory:
+        self.base = self.peak = self._read()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, self.now())
+
+    @property
+    def extra(self) -> int:
+        return self.peak - self.base
 
 
 def build(backbone: str, mode: str, dtype: Any, device: str) -> tuple[Any, Any]:
@@ -176,19 +221,21 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         if cuda:
             torch.cuda.synchronize()
 
+    once()  # warm-up
     times = []
+    for _ in range(args.reps):  # timed without the memory sampler (it takes the GIL)
+        start = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - start)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-    # Peak is measured over the warm-up too: the first forward is where the allocator grows.
-    with PeakRSS() as rss:
-        base_rss = rss.peak
-        once()  # warm-up
-        for _ in range(args.reps):
-            start = time.perf_counter()
+        once()
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        with PeakMemory() as memory:
             once()
-            times.append(time.perf_counter() - start)
-    peak = (torch.cuda.max_memory_allocated() - base) if cuda else (rss.peak - base_rss)
+        peak = memory.extra
     queries = int(lmm.default_queries(batch, 0).numel())
     return {
         "backbone": args.backbone,
