@@ -104,3 +104,26 @@ def test_list_shows_a_broken_plugin_and_keeps_going(
         assert any(line.startswith("qwen2_vl") and line.rstrip().endswith("loaded") for line in out.splitlines())
     finally:
         reset_registry()
+
+
+def test_run_words_pick_phrases(tmp_path: Path) -> None:
+    image = ROOT / "examples" / "shapes.png"
+    args = ["run", "--backbone", "deepseek_vl", "--image", str(image), "--text", "the red circle"]
+    assert main([*args, "--out", str(tmp_path), "--words", "red circle", "the", "--heads", "0"]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    overlays = summary["images"][0]["overlays"]
+    assert [o["token"] for o in overlays] == ["red circle", "the"]
+    assert overlays[0]["query"] == [1, 2] and overlays[1]["query"] == [0]
+
+
+@pytest.mark.parametrize(
+    "extra", [["--heads", "0,99"], ["--layers", "0,7"], ["--layers", "1,-1"], ["--words", "giraffe"]]
+)
+def test_run_refuses_what_the_model_or_text_lacks(
+    extra: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = ROOT / "examples" / "shapes.png"
+    args = ["run", "--backbone", "deepseek_vl", "--image", str(image), "--text", "the red circle"]
+    assert main([*args, "--out", str(tmp_path), *extra]) == 2
+    err = capsys.readouterr().err
+    assert "found" in err and "expected" in err and "Fix:" in err

@@ -103,3 +103,39 @@ def test_from_pretrained_picks_the_adapter_and_freezes(tmp_path: Path) -> None:
     batch = lmm.prepare([smooth_image(50, 80)], [lmm.adapter.format_prompt("describe the image .")])
     a, b = lmm(batch)[0], tiny(batch)[0]
     torch.testing.assert_close(a.attention[0], b.attention[0])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_models_give_fp32_probabilities(dtype: torch.dtype) -> None:
+    lmm = FrozenLMM.from_tiny("qwen2_5_vl", dtype=dtype)
+    full = FrozenLMM.from_tiny("qwen2_5_vl")
+    prompt = lmm.adapter.format_prompt("describe the image .", answer="a red cat")
+    batch = lmm.prepare([smooth_image(120, 160, seed=9)], [prompt])
+    out, ref = lmm(batch)[0], full(batch)[0]
+    assert out.attention[0].dtype == torch.float32
+    assert out.hidden_states is not None and out.hidden_states.dtype == dtype
+    # same random weights, rounded: the maps agree to half-precision accuracy
+    torch.testing.assert_close(out.attention[0], ref.attention[0], rtol=0, atol=2e-2)
+
+
+def test_labels_in_a_dataset_sample_do_not_reach_the_forward(lmm: FrozenLMM) -> None:
+    from vlm_adapters.testing import sample_from_batch
+
+    prompt = lmm.adapter.format_prompt("describe the image .", answer="a red cat")
+    batch = lmm.prepare([smooth_image(90, 120, seed=11)], [prompt])
+    sample = sample_from_batch(batch)
+    sample["labels"] = sample["input_ids"].clone()
+    with_labels = lmm.adapter.normalize(sample)
+    got, want = lmm(with_labels)[0], lmm(batch)[0]
+    torch.testing.assert_close(got.attention[0], want.attention[0], rtol=0, atol=0)
+
+
+def test_explicit_queries_must_be_text_tokens(lmm: FrozenLMM) -> None:
+    batch = lmm.prepare([smooth_image(64, 64)], [lmm.adapter.format_prompt("describe the image .")])
+    image_position = int(batch.image_token_positions[0][0][0])
+    with pytest.raises(VisionInputError, match="not text tokens"):
+        lmm(batch, queries=[torch.tensor([image_position])])
+    with pytest.raises(VisionInputError, match="not text tokens"):
+        lmm(batch, queries=[torch.tensor([batch.input_ids.shape[1]])])
+    last = batch.input_ids.shape[1] - 1
+    assert lmm(batch, queries=[torch.tensor([last])])[0].query_positions.tolist() == [last]

@@ -184,3 +184,28 @@ def test_unknown_names_and_model_types_say_what_is_registered() -> None:
         vlm_adapters.get_adapter("qwen9_vl")
     with pytest.raises(AdapterNotFoundError, match="mystery_vl"):
         vlm_adapters.adapter_for(PretrainedConfig(model_type="mystery_vl"))
+
+
+def test_improper_adapter_classes_fail_their_plugin_only() -> None:
+    registry = Registry(load_entry_points=False)
+    good = make_adapter("good", "good_vl")
+    no_kind = type("NoKind", (good,), {"name": "nokind", "spec_kind": None})
+
+    @hookimpl
+    def register_adapters(register: Callable[[type[BackboneAdapter]], None]) -> None:
+        register(no_kind)
+
+    @hookimpl
+    def register_good(register: Callable[[type[BackboneAdapter]], None]) -> None:
+        register(good)
+
+    first = registry.register_plugin(plugin_module("ok", register_adapters=register_good), name="ok")
+    bad = registry.register_plugin(plugin_module("bad", register_adapters=register_adapters), name="bad")
+    assert first.status == "loaded"
+    assert bad.status == "failed" and "spec_kind" in (bad.error or "")
+    clash = registry.register_plugin(plugin_module("clash", register_adapters=register_good), name="clash")
+    assert clash.status == "failed" and "already registered by plugin 'ok'" in (clash.error or "")
+    again = registry.register_plugin(registry.pm.get_plugin("ok"), name="ok-again")
+    assert again.status == "failed"
+    assert registry.get("good") is good  # the first registration survives all of the above
+    assert registry.pm.get_plugin("ok") is not None

@@ -8,6 +8,7 @@ It does not run the model loops; the pipeline owns those.
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from functools import cached_property
@@ -110,7 +111,9 @@ class BackboneAdapter(ABC):
             model = model_cls.from_pretrained(str(path_or_id), dtype=dtype, **kwargs)
         else:
             torch.manual_seed(seed)
-            model = model_cls.from_config(self.config, dtype=dtype, **kwargs)
+            # from_config keeps the config object: a copy stops one model's settings (attention
+            # implementation, dtype) from leaking into the adapter and every other model built from it.
+            model = model_cls.from_config(copy.deepcopy(self.config), dtype=dtype, **kwargs)
         return model.eval()
 
     def model_class(self) -> Any:
@@ -327,9 +330,20 @@ def concat_batches(
         ids = batch.mask_ids if batch.mask_ids is not None else torch.full_like(batch.input_ids, -1)
         mask_ids.append(torch.nn.functional.pad(ids, (left, n - left), value=-1))
     has_mask = any(b.mask_ids is not None for b in batches)
+    extras: dict[str, object] = {}
+    for key in dict.fromkeys(k for b in batches for k in b.extras):  # per-sample lists, concatenated
+        extras[key] = [item for b in batches for item in _as_list(b.extras.get(key), b.batch_size)]
     return VisionBatch(
         inputs={k: torch.cat(v, dim=0) for k, v in out.items()},
         geometries=[g for b in batches for g in b.geometries],
         image_token_positions=positions,
         mask_ids=torch.cat(mask_ids, dim=0) if has_mask else None,
+        extras=extras,
     )
+
+
+def _as_list(value: object, batch_size: int) -> list[object]:
+    """A batch's ``extras`` entry as one item per sample (``None`` where the batch had none)."""
+    if isinstance(value, list) and len(value) == batch_size:
+        return value
+    return [value] * batch_size

@@ -47,7 +47,7 @@ def is_raw_image(obj: Any) -> bool:
     if isinstance(obj, Image.Image):
         return True
     if isinstance(obj, np.ndarray):
-        layout = obj.ndim == 3 and (obj.shape[-1] in (1, 3, 4) or obj.shape[0] in (1, 3, 4))
+        layout = obj.ndim == 2 or (obj.ndim == 3 and (obj.shape[-1] in (1, 3, 4) or obj.shape[0] in (1, 3, 4)))
         return layout and _plain_range(obj)
     if isinstance(obj, torch.Tensor):
         return obj.ndim == 3 and obj.shape[0] in (1, 3, 4) and _plain_range(obj.detach().cpu().numpy())

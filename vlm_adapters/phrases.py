@@ -16,11 +16,16 @@ def find_phrase(tokenizer: Any, input_ids: torch.Tensor, text: str) -> torch.Ten
     Tries ``text`` and ``" " + text``, since BPE tokenizers encode a word differently after a space.
     """
     ids = input_ids.tolist()
+    best: tuple[int, int] | None = None  # (start, length) of the last match of either form
     for candidate in (text, " " + text):
         needle = tokenizer(candidate, add_special_tokens=False)["input_ids"]
         for start in range(len(ids) - len(needle), -1, -1):
             if needle and ids[start : start + len(needle)] == needle:
-                return torch.arange(start, start + len(needle))
+                if best is None or start > best[0]:
+                    best = (start, len(needle))
+                break
+    if best is not None:
+        return torch.arange(best[0], best[0] + best[1])
     raise VisionInputError(
         "phrase not found in the tokenized prompt",
         found=repr(text),

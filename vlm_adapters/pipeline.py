@@ -26,6 +26,9 @@ from .registry import adapter_for, get_adapter
 
 Reduce = Literal["mean", "max"]
 
+LOSS_ONLY_KEYS = frozenset({"labels"})
+"""Batch inputs the frozen forward must not see: with them the model computes a loss."""
+
 
 @dataclass
 class FrozenOutput:
@@ -187,6 +190,26 @@ class FrozenLMM:
         keep[:after] = False
         return keep.nonzero().flatten()
 
+    def check_queries(self, batch: VisionBatch, b: int, queries: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        """Explicit query positions of sample ``b``: positions in the *batched* (padded) sequence,
+        on real tokens, not on image tokens."""
+        q = torch.as_tensor(queries, dtype=torch.long).detach().cpu().flatten()
+        seq = batch.input_ids.shape[1]
+        valid = batch.inputs["attention_mask"][b].bool().cpu() if "attention_mask" in batch.inputs else None
+        is_image = torch.zeros(seq, dtype=torch.bool)
+        for p in batch.image_token_positions[b]:
+            is_image[p] = True
+        bad = [int(p) for p in q if not 0 <= int(p) < seq or (valid is not None and not valid[p]) or is_image[p]]
+        if bad:
+            raise VisionInputError(
+                f"sample {b}: query positions that are not text tokens",
+                found=f"positions {bad[:8]}",
+                expected=f"positions of real, non-image tokens in 0..{seq - 1} of the padded batch",
+                fix="take positions from the batch's input_ids (left padding shifts them), e.g. with "
+                "vlm_adapters.phrases.find_phrase",
+            )
+        return q
+
     def __call__(
         self,
         batch: VisionBatch,
@@ -202,9 +225,10 @@ class FrozenLMM:
         ``layers`` defaults to every decoder layer. Vocabulary logits only when ``logits``.
         """
         start = time.perf_counter()
-        q_list = (
-            list(queries) if queries is not None else [self.default_queries(batch, b) for b in range(batch.batch_size)]
-        )
+        if queries is None:
+            q_list = [self.default_queries(batch, b) for b in range(batch.batch_size)]
+        else:
+            q_list = [self.check_queries(batch, b, q) for b, q in enumerate(queries)]
         k_list = [torch.cat(p) if p else torch.empty(0, dtype=torch.long) for p in batch.image_token_positions]
         request = CaptureRequest(
             query_positions=_pad_stack(q_list),
@@ -213,7 +237,10 @@ class FrozenLMM:
             hidden_states=hidden_states,
         )
         moved = batch.to(self.device, self.dtype)
-        output, cap = capture_attention(self.model, moved.inputs, request, logits_to_keep=0 if logits else 1)
+        inputs = {k: v for k, v in moved.inputs.items() if k not in LOSS_ONLY_KEYS}
+        output, cap = capture_attention(self.model, inputs, request, logits_to_keep=0 if logits else 1)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
         forward_s = time.perf_counter() - start
         attention = cap.attention  # [B, L, H, Q, K]
         hidden = cap.hidden_states

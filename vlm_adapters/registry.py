@@ -105,35 +105,39 @@ class Registry:
     def register_plugin(
         self, plugin: ModuleType | object, name: str | None = None, distribution: str = "", version: str = ""
     ) -> PluginInfo:
-        """Register a plugin object or module directly (what entry points do, for tests and scripts)."""
+        """Register a plugin object or module directly (what entry points do, for tests and scripts).
+
+        Whatever goes wrong (a hook name that does not exist, an exception in the hook, a class
+        that is not a proper adapter, an adapter name already taken) marks this plugin failed
+        and leaves everything registered before it untouched.
+        """
         name = name or getattr(plugin, "__name__", None) or repr(plugin)
         added: list[type[BackboneAdapter]] = []
+        registered_here = False
         try:
+            if self.pm.is_registered(plugin) or self.pm.has_plugin(name):
+                raise ValueError(f"a plugin named {name!r} (or this very object) is already registered")
             self.pm.register(plugin, name=name)
+            registered_here = True
             self.pm.check_pending()
-            caller = self.pm.subset_hook_caller("register_adapters", remove_plugins=[])
-            impls = [i for i in caller.get_hookimpls() if i.plugin is plugin]
-            for impl in impls:
-                impl.function(register=added.append)
+            for impl in self.pm.hook.register_adapters.get_hookimpls():
+                if impl.plugin is plugin:
+                    impl.function(register=added.append)
+            rows = [_adapter_info(cls, name, distribution, version) for cls in added]
+            for row in rows:
+                if row.name in self._adapters:
+                    raise ValueError(
+                        f"adapter name {row.name!r} is already registered by plugin {self._adapters[row.name].plugin!r}"
+                    )
         except Exception as exc:
-            if self.pm.is_registered(plugin):
+            if registered_here:
                 self.pm.unregister(plugin)
             info = PluginInfo(name, distribution, version, "failed", f"{type(exc).__name__}: {exc}")
             self._plugins[name] = info
             return info
-        for cls in added:
-            self._adapters[cls.name] = AdapterInfo(
-                name=cls.name,
-                model_types=tuple(cls.model_types),
-                spec_kind=_spec_kind(cls),
-                plugin=name,
-                distribution=distribution,
-                version=version,
-                status="loaded",
-                description=cls.description,
-                cls=cls,
-            )
-        info = PluginInfo(name, distribution, version, "loaded", adapters=tuple(c.name for c in added))
+        for row in rows:
+            self._adapters[row.name] = row
+        info = PluginInfo(name, distribution, version, "loaded", adapters=tuple(r.name for r in rows))
         self._plugins[name] = info
         return info
 
@@ -196,8 +200,30 @@ def _allowed(eps: Iterable[EntryPoint]) -> list[EntryPoint]:
     return [ep for ep in eps if ep.name in names]
 
 
-def _spec_kind(cls: type[BackboneAdapter]) -> str | None:
-    return cls.spec_kind
+def _adapter_info(cls: object, plugin: str, distribution: str, version: str) -> AdapterInfo:
+    """The registry row for a class a plugin registered; refuses what is not a usable adapter."""
+    if not (isinstance(cls, type) and issubclass(cls, BackboneAdapter)):
+        raise TypeError(f"register() takes BackboneAdapter subclasses, got {cls!r}")
+    name = getattr(cls, "name", None)
+    model_types = getattr(cls, "model_types", None)
+    kind = getattr(cls, "spec_kind", None)
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{cls.__name__} has no `name` (a non-empty str)")
+    if not isinstance(model_types, tuple) or not all(isinstance(t, str) for t in model_types):
+        raise TypeError(f"{cls.__name__}.model_types must be a tuple of str, got {model_types!r}")
+    if kind not in ("fixed", "dynamic"):
+        raise TypeError(f"{cls.__name__}.spec_kind must be 'fixed' or 'dynamic', got {kind!r}")
+    return AdapterInfo(
+        name=name,
+        model_types=model_types,
+        spec_kind=kind,
+        plugin=plugin,
+        distribution=distribution,
+        version=version,
+        status="loaded",
+        description=cls.description,
+        cls=cls,
+    )
 
 
 _default: Registry | None = None

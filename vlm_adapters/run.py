@@ -21,6 +21,7 @@ from PIL import Image
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from .errors import VisionInputError
 from .overlay import overlay
 from .phrases import find_phrase
 from .pipeline import FrozenLMM, FrozenOutput
@@ -38,14 +39,36 @@ def add_run_parser(sub: Any) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/latest"), help="output folder")
     p.add_argument("--layers", type=_int_list, help="decoder layers to capture, e.g. 0,2,-1 (default: all)")
     p.add_argument("--heads", type=_int_list, help="heads to average in the overlays (default: all)")
-    p.add_argument("--words", nargs="+", help="words of --text to draw one overlay each (default: every word)")
+    p.add_argument(
+        "--words", nargs="+", help="words or phrases of --text to draw one overlay each (default: every token)"
+    )
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_run)
 
 
 def _int_list(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v.strip()]
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,-1, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return values
+
+
+def check_indices(what: str, values: Sequence[int] | None, count: int) -> None:
+    """Layers / heads asked for on the command line exist in the loaded model."""
+    if values is None:
+        return
+    bad = [v for v in values if not -count <= v < count]
+    if bad or len({v % count for v in values}) != len(values):
+        raise VisionInputError(
+            f"--{what} does not fit the model",
+            found=f"{list(values)}",
+            expected=f"distinct indices in {-count}..{count - 1} ({count} {what})",
+            fix=f"pick {what} that exist; `vlm-adapters inspect` and the model config list them",
+        )
 
 
 def _slug(word: str) -> str:
@@ -60,6 +83,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         lmm = FrozenLMM.from_tiny(args.backbone, dtype=dtype, device=args.device)
     load_s = time.perf_counter() - load_start
+    text_config = lmm.model.config.get_text_config()
+    check_indices("layers", args.layers, int(text_config.num_hidden_layers))
+    check_indices("heads", args.heads, int(text_config.num_attention_heads))
     args.out.mkdir(parents=True, exist_ok=True)
     prompt = lmm.adapter.format_prompt(args.prompt, num_images=1, answer=args.text)
     summary: dict[str, Any] = {
@@ -108,14 +134,18 @@ def write_overlays(
     tokenizer = lmm.adapter.processor.tokenizer
     tokens = [tokenizer.decode([int(t)]).strip() for t in out.query_token_ids]
     overlay(image, out.to_image(per_query.mean(0))).save(folder / "overlay_all.png")
-    wanted = {w.lower() for w in words} if words else None
     drawn = []
-    for q, token in enumerate(tokens):
-        if wanted is not None and token.lower() not in wanted:
-            continue
-        name = f"overlay_{q:02d}_{_slug(token)}.png"
-        overlay(image, out.to_image(per_query[q])).save(folder / name)
-        drawn.append({"query": q, "token": token, "file": name})
+    if words:  # each word (or phrase) of the text: its tokens' maps averaged
+        for i, word in enumerate(words):
+            where = find_phrase(tokenizer, out.query_token_ids, word)
+            name = f"overlay_{i:02d}_{_slug(word)}.png"
+            overlay(image, out.to_image(per_query[where].mean(0))).save(folder / name)
+            drawn.append({"query": where.tolist(), "token": word, "file": name})
+    else:  # one overlay per token of the text
+        for q, token in enumerate(tokens):
+            name = f"overlay_{q:02d}_{_slug(token)}.png"
+            overlay(image, out.to_image(per_query[q])).save(folder / name)
+            drawn.append({"query": [q], "token": token, "file": name})
     g = out.geometries[0]
     return {
         "folder": folder.name,

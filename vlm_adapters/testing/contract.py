@@ -280,19 +280,26 @@ class AdapterContract:
         stock = torch.stack([h[0, q] for h in ref.hidden_states])
         torch.testing.assert_close(out.hidden_states.float(), stock.float(), rtol=0, atol=1e-5)
 
-    def test_pipeline_batch_equals_samples(self, adapter: BackboneAdapter, model: Any) -> None:
+    @pytest.mark.parametrize("padding_side", ["right", "left"])
+    def test_pipeline_batch_equals_samples(self, adapter: BackboneAdapter, model: Any, padding_side: str) -> None:
+        """A two-image and a one-image sample batched (either padding side) == each on its own."""
+        from ..adapter import concat_batches
         from ..pipeline import FrozenLMM
 
         lmm = FrozenLMM(model, adapter)
+        first = [smooth_image(h, w, seed=30 + i) for i, (h, w) in enumerate(self.model_sizes)]
+        second = [smooth_image(*self.model_sizes[-1], seed=40)]
         samples = []
-        for i, (h, w) in enumerate(self.model_sizes):
-            text = adapter.format_prompt(self.prompt_text, num_images=1, answer="a cat" + " now" * i)
-            samples.append(sample_from_batch(adapter.prepare([smooth_image(h, w, seed=30 + i)], [text])))
-        batched = lmm(adapter.collate(samples))
-        for sample, got in zip(samples, batched, strict=True):
-            want = lmm(adapter.normalize(sample))[0]
+        for i, images in enumerate((first, second)):
+            text = adapter.format_prompt(self.prompt_text, num_images=len(images), answer="a cat" + " now" * i)
+            samples.append(sample_from_batch(adapter.prepare([images], [text])))
+        singles = [adapter.normalize(s) for s in samples]
+        batched = lmm(concat_batches(singles, adapter.pad_token_id, padding_side, adapter.sequence_keys))
+        for single, got in zip(singles, batched, strict=True):
+            want = lmm(single)[0]
             assert got.num_queries == want.num_queries
             assert torch.equal(got.query_token_ids, want.query_token_ids)
+            assert len(got.attention) == len(want.attention) == single.num_images[0]
             for a, b in zip(got.attention, want.attention, strict=True):
                 torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
             assert got.hidden_states is not None and want.hidden_states is not None
