@@ -68,3 +68,19 @@ def test_meta_data_matches_the_research_format() -> None:
     assert meta["padding"] == {"before_height": 48, "after_height": 48, "before_width": 0, "after_width": 0}
     assert meta["image_shape"] == {"height": 288, "width": 384}
     assert meta["scale_factor"] == pytest.approx((0.6, 0.6))
+
+
+def test_fractional_padding_is_cropped_exactly() -> None:
+    # a hybrid-style spec: padding happens at 1024 and the square is resized to 384,
+    # so a 683x1024 image has 63.75 / 64.125 rows of padding on the 384 input
+    spec = FixedSpec(image_token_id=5, image_size=(384, 384), patch_size=16, token_grid=(24, 24), pad_size=1024)
+    g = spec.geometry((683, 1024))
+    assert (g.padding.top, g.padding.bottom) == (63.75, 64.125)
+    # a map that is linear in the token row coordinate (cell r holds its centre, r + 0.5):
+    # bilinear sampling reproduces it, so original row i must read the token coordinate it maps to
+    ramp = (torch.arange(24, dtype=torch.float64) + 0.5)[:, None].expand(24, 24)
+    out = g.to_image(ramp)
+    top, bottom = g.padding.top / 16, (384 - g.padding.bottom) / 16
+    rows = torch.arange(683, dtype=torch.float64)
+    expected = top + (rows + 0.5) * (bottom - top) / 683
+    torch.testing.assert_close(out[:, 0], expected, rtol=0, atol=1e-5)

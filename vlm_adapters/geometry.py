@@ -121,9 +121,12 @@ class ImageGeometry(BaseModel):
     ) -> torch.Tensor:
         """Map ``[..., rows, cols]`` on the token grid onto the original image ``[..., H, W]``.
 
-        Upsample to the model input, crop the padding, resize to the original size: the
-        inverse of preprocessing, so a map lines up with the pixels the user handed over.
+        The inverse of preprocessing, so a map lines up with the pixels the user handed over:
+        ``bilinear`` samples the content box (padding cropped exactly, also where it is
+        fractional) straight at the original resolution; other modes upsample to the input,
+        crop the padding rounded to whole input pixels, and resize.
         """
+        import torch
         import torch.nn.functional as F
 
         rows, cols = self.token_grid
@@ -138,13 +141,24 @@ class ImageGeometry(BaseModel):
             )
         lead = maps.shape[:-2]
         x = maps.reshape(-1, 1, rows, cols).float()
+        if mode == "bilinear":
+            # One exact bilinear sampling of the content box (fractional padding included) at the
+            # original resolution; same sample points as F.interpolate(align_corners=False).
+            from torchvision.ops import roi_align
+
+            top, bottom, left, right = self.content_box_tokens
+            box = torch.tensor([left, top, right, bottom], dtype=x.dtype, device=x.device)
+            index = torch.arange(x.shape[0], dtype=x.dtype, device=x.device)[:, None]
+            boxes = torch.cat([index, box.expand(x.shape[0], 4)], dim=1)
+            out = roi_align(x, boxes, output_size=self.original_size, spatial_scale=1.0, sampling_ratio=1, aligned=True)
+            return out.reshape(*lead, *self.original_size).to(maps.dtype)
         kw: dict[str, Any] = {} if mode == "nearest" else {"align_corners": False}
         x = F.interpolate(x, size=self.input_size, mode=mode, **kw)
         p = self.padding
-        top, left = round(p.top), round(p.left)
-        bottom = self.input_size[0] - round(p.bottom)
-        right = self.input_size[1] - round(p.right)
-        x = x[..., top:bottom, left:right]
+        top_px, left_px = round(p.top), round(p.left)
+        bottom_px = self.input_size[0] - round(p.bottom)
+        right_px = self.input_size[1] - round(p.right)
+        x = x[..., top_px:bottom_px, left_px:right_px]
         x = F.interpolate(x, size=self.original_size, mode=mode, **kw)
         return x.reshape(*lead, *self.original_size).to(maps.dtype)
 
