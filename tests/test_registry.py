@@ -209,3 +209,10 @@ def test_improper_adapter_classes_fail_their_plugin_only() -> None:
     assert again.status == "failed"
     assert registry.get("good") is good  # the first registration survives all of the above
     assert registry.pm.get_plugin("ok") is not None
+
+
+def test_allow_list_names_that_match_nothing_are_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VLM_ADAPTERS_PLUGINS", "qwen,qwen2_5_vl")  # the second is an adapter, not a plugin
+    plugins = {p.name: p for p in Registry().plugins()}
+    assert plugins["qwen"].status == "loaded"
+    assert plugins["qwen2_5_vl"].status == "failed" and "no such entry point" in (plugins["qwen2_5_vl"].error or "")

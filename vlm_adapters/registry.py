@@ -89,8 +89,14 @@ class Registry:
             return
         self._loaded = True
         if self._load_entry_points:
-            for ep in _allowed(entry_points(group=ENTRY_POINT_GROUP)):
+            found = list(entry_points(group=ENTRY_POINT_GROUP))
+            for ep in _allowed(found):
                 self._load_entry_point(ep)
+            for name in _allow_list() or ():
+                if name not in {ep.name for ep in found}:  # a typo in the allow-list is not silent
+                    self._plugins[name] = PluginInfo(
+                        name, "<not installed>", "", "failed", f"{ALLOW_LIST_ENV} names {name!r}, no such entry point"
+                    )
 
     def _load_entry_point(self, ep: EntryPoint) -> None:
         dist = ep.dist.name if ep.dist is not None else "<unknown>"
@@ -189,15 +195,22 @@ class Registry:
         for p in self._plugins.values():
             if p.status == "failed":
                 wanted = f"adapter {name!r}" if name else "an adapter for this config"
-                raise PluginLoadError(p.name, p.distribution, f"{p.error} (while looking for {wanted})")
+                registered = sorted(self._adapters)
+                raise PluginLoadError(
+                    p.name, p.distribution, f"{p.error} (while looking for {wanted}; registered: {registered})"
+                )
+
+
+def _allow_list() -> set[str] | None:
+    allow = os.environ.get(ALLOW_LIST_ENV)
+    if allow is None:
+        return None
+    return {n.strip() for n in allow.split(",") if n.strip()}
 
 
 def _allowed(eps: Iterable[EntryPoint]) -> list[EntryPoint]:
-    allow = os.environ.get(ALLOW_LIST_ENV)
-    if allow is None:
-        return list(eps)
-    names = {n.strip() for n in allow.split(",") if n.strip()}
-    return [ep for ep in eps if ep.name in names]
+    names = _allow_list()
+    return list(eps) if names is None else [ep for ep in eps if ep.name in names]
 
 
 def _adapter_info(cls: object, plugin: str, distribution: str, version: str) -> AdapterInfo:
