@@ -21,6 +21,7 @@ import torch
 
 from vlm_adapters import FixedSpec, ImageShapeError, MissingInputError, VisionBatch, VisionInputError
 from vlm_adapters.geometry import Size
+from vlm_adapters.samples import require_mapping
 
 from .pixels import processed_pixels
 from .raw import is_raw_pixel_values, raw_images
@@ -156,13 +157,7 @@ def _companions(sample: Mapping[str, Any], vocab_size: int) -> dict[str, torch.T
 
 def normalize_sample(adapter: DeepseekAdapterBase, sample: Mapping[str, Any]) -> VisionBatch:
     """Validate and repair one sample; see the module docstring for the rules."""
-    if not isinstance(sample, Mapping):
-        raise VisionInputError(
-            "a sample is a dict",
-            found=type(sample).__name__,
-            expected="a mapping with input_ids and pixel_values or image",
-            fix="pass one dataset item (use adapter.collate for a list)",
-        )
+    sample = require_mapping(sample)
     spec = adapter.spec_fixed
     vocab_size = int(adapter.config.text_config.vocab_size)
     pixels, raw_sizes = _pixels(adapter, sample)

@@ -22,9 +22,9 @@ from vlm_adapters import (
     MissingInputError,
     TokenCountError,
     VisionBatch,
-    VisionInputError,
 )
 from vlm_adapters.geometry import Size
+from vlm_adapters.samples import require_mapping
 
 from .continuity import recover_grid
 from .grid import KEEP_GRID_FIX, Grid, check_reachable, describe_mismatch, num_rows, num_tokens, parse_grid
@@ -356,13 +356,7 @@ def _finish(
 
 def normalize_sample(adapter: QwenAdapter, sample: Mapping[str, Any]) -> VisionBatch:
     """See :meth:`QwenAdapter.normalize`."""
-    if not isinstance(sample, Mapping):
-        raise VisionInputError(
-            "a sample must be a dict",
-            found=type(sample).__name__,
-            expected="a mapping with input_ids, pixel_values, ...",
-            fix="pass one dataset sample (a dict)",
-        )
+    sample = require_mapping(sample)
     spec = adapter.spec
     seq = read_sequence(sample)
     given = parse_grid(sample.get("image_grid_thw"))

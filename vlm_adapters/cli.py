@@ -52,14 +52,7 @@ def inspect_data(name: str, model: str | None, image_size: tuple[int, int] | Non
     data: dict[str, Any] = {"adapter": name, "model": model or "tiny", "spec": adapter.spec.model_dump(mode="json")}
     if image_size is not None:
         g = adapter.spec.geometry(image_size)
-        data["geometry"] = {
-            "original_size": list(g.original_size),
-            "resized_size": list(g.resized_size),
-            "input_size": list(g.input_size),
-            "padding": g.padding.model_dump(),
-            "token_grid": list(g.token_grid),
-            "num_image_tokens": g.num_image_tokens,
-        }
+        data["geometry"] = g.summary()
     return data
 
 

@@ -98,6 +98,17 @@ class ImageGeometry(BaseModel):
             (self.input_size[1] - p.right) / pw,
         )
 
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready sizes, padding, token grid and token count (what the CLI prints)."""
+        return {
+            "original_size": list(self.original_size),
+            "resized_size": list(self.resized_size),
+            "input_size": list(self.input_size),
+            "padding": self.padding.model_dump(),
+            "token_grid": list(self.token_grid),
+            "num_image_tokens": self.num_image_tokens,
+        }
+
     def to_meta_data(self) -> dict[str, Any]:
         """The per-image ``meta_data`` dict F-LMM style datasets use, for drop-in interop."""
         oh, ow = self.original_size

@@ -149,14 +149,7 @@ def write_overlays(
     g = out.geometries[0]
     return {
         "folder": folder.name,
-        "geometry": {
-            "original_size": list(g.original_size),
-            "resized_size": list(g.resized_size),
-            "input_size": list(g.input_size),
-            "padding": g.padding.model_dump(),
-            "token_grid": list(g.token_grid),
-            "num_image_tokens": g.num_image_tokens,
-        },
+        "geometry": g.summary(),
         "shapes": {
             "attention": list(out.attention[0].shape),
             "hidden_states": list(out.hidden_states.shape) if out.hidden_states is not None else None,

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import ImageShapeError
+from .errors import ImageShapeError, VisionInputError
 from .geometry import Size
 
 SIZE_FIX = "store image sizes as (height, width) per image, in the order of the images"
@@ -68,3 +68,15 @@ def meta_list(sample: Mapping[str, Any]) -> list[Any] | None:
     if isinstance(metas, (list, tuple)):
         return list(metas)
     return [metas]
+
+
+def require_mapping(sample: Any) -> Mapping[str, Any]:
+    """A sample is one dict; a list (a batch) or a tensor is refused with the fix."""
+    if not isinstance(sample, Mapping):
+        raise VisionInputError(
+            "a sample must be a dict",
+            found=type(sample).__name__,
+            expected="a mapping with input_ids and pixel_values (or raw images)",
+            fix="pass one dataset item; use adapter.collate(samples) for a list",
+        )
+    return sample
