@@ -1,26 +1,44 @@
-"""vlm-adapters: one frozen-LMM grounding pipeline for many vision-language backbones."""
+"""vlm-adapters: one frozen-LMM grounding pipeline for many vision-language backbones.
 
-from .adapter import BackboneAdapter
-from .batch import VisionBatch
-from .errors import (
-    AdapterNotFoundError,
-    AmbiguousGridError,
-    GridError,
-    ImageShapeError,
-    MissingInputError,
-    PatchMatrixAsImageError,
-    PluginLoadError,
-    SpecError,
-    TokenCountError,
-    VisionInputError,
-    VlmAdaptersError,
-)
-from .geometry import ImageGeometry, Padding
+Names are imported on first use (PEP 562), so ``import vlm_adapters`` (and the pytest plugin
+that every test session in an environment loads) stays cheap until torch is really needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .hookspecs import hookimpl
-from .registry import adapter_for, get_adapter, list_adapters
-from .spec import DynamicSpec, FixedSpec, VisionInputSpec, spec_from_json
 
 __version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "BackboneAdapter": ".adapter",
+    "VisionBatch": ".batch",
+    "AdapterNotFoundError": ".errors",
+    "AmbiguousGridError": ".errors",
+    "GridError": ".errors",
+    "ImageShapeError": ".errors",
+    "MissingInputError": ".errors",
+    "PatchMatrixAsImageError": ".errors",
+    "PluginLoadError": ".errors",
+    "SpecError": ".errors",
+    "TokenCountError": ".errors",
+    "VisionInputError": ".errors",
+    "VlmAdaptersError": ".errors",
+    "ImageGeometry": ".geometry",
+    "Padding": ".geometry",
+    "adapter_for": ".registry",
+    "get_adapter": ".registry",
+    "list_adapters": ".registry",
+    "DynamicSpec": ".spec",
+    "FixedSpec": ".spec",
+    "VisionInputSpec": ".spec",
+    "spec_from_json": ".spec",
+    "FrozenLMM": ".pipeline",
+    "FrozenOutput": ".pipeline",
+}
 
 __all__ = [
     "AdapterNotFoundError",
@@ -28,6 +46,8 @@ __all__ = [
     "BackboneAdapter",
     "DynamicSpec",
     "FixedSpec",
+    "FrozenLMM",
+    "FrozenOutput",
     "GridError",
     "ImageGeometry",
     "ImageShapeError",
@@ -48,3 +68,38 @@ __all__ = [
     "list_adapters",
     "spec_from_json",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vlm_adapters' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:
+    from .adapter import BackboneAdapter
+    from .batch import VisionBatch
+    from .errors import (
+        AdapterNotFoundError,
+        AmbiguousGridError,
+        GridError,
+        ImageShapeError,
+        MissingInputError,
+        PatchMatrixAsImageError,
+        PluginLoadError,
+        SpecError,
+        TokenCountError,
+        VisionInputError,
+        VlmAdaptersError,
+    )
+    from .geometry import ImageGeometry, Padding
+    from .pipeline import FrozenLMM, FrozenOutput
+    from .registry import adapter_for, get_adapter, list_adapters
+    from .spec import DynamicSpec, FixedSpec, VisionInputSpec, spec_from_json

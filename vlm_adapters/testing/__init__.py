@@ -1,6 +1,41 @@
-"""Contract-test kit: subclass :class:`AdapterContract` to prove an adapter keeps its promises."""
+"""Contract-test kit: subclass :class:`AdapterContract` to prove an adapter keeps its promises.
 
-from .contract import AdapterContract, assert_inputs_equal, sample_from_batch
-from .images import random_sizes, smooth_image, solid_image
+Imported lazily, so the pytest plugin living in this package costs nothing at pytest start.
+"""
 
-__all__ = ["AdapterContract", "assert_inputs_equal", "random_sizes", "sample_from_batch", "smooth_image", "solid_image"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    "AdapterContract": ".contract",
+    "assert_inputs_equal": ".contract",
+    "sample_from_batch": ".contract",
+    "random_sizes": ".images",
+    "smooth_image": ".images",
+    "solid_image": ".images",
+}
+
+__all__ = [
+    "AdapterContract",
+    "assert_inputs_equal",
+    "random_sizes",
+    "sample_from_batch",
+    "smooth_image",
+    "solid_image",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vlm_adapters.testing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from .contract import AdapterContract, assert_inputs_equal, sample_from_batch
+    from .images import random_sizes, smooth_image, solid_image
