@@ -21,6 +21,7 @@ import torch
 
 from vlm_adapters import FixedSpec, ImageShapeError, MissingInputError, VisionBatch, VisionInputError
 from vlm_adapters.geometry import Size
+from vlm_adapters.placeholders import COMPANION_KEYS
 from vlm_adapters.samples import require_mapping
 
 from .pixels import processed_pixels
@@ -131,11 +132,7 @@ def _image_count(pixels: Mapping[str, torch.Tensor]) -> int:
 
 
 def _companions(sample: Mapping[str, Any], vocab_size: int) -> dict[str, torch.Tensor]:
-    out = {
-        key: sequence(sample[key], key)
-        for key in ("mask_ids", "labels", "attention_mask")
-        if sample.get(key) is not None
-    }
+    out = {key: sequence(sample[key], key) for key in COMPANION_KEYS if sample.get(key) is not None}
     labels = out.get("labels")
     if labels is not None and (((labels < 0) & (labels != -100)) | (labels >= vocab_size)).any():
         raise VisionInputError(

@@ -18,9 +18,7 @@ import numpy as np
 import torch
 
 from vlm_adapters import MissingInputError, TokenCountError, VisionInputError
-
-COMPANION_KEYS = ("mask_ids", "labels", "attention_mask")
-"""Per-token sequences that must stay aligned with ``input_ids``."""
+from vlm_adapters.placeholders import expand_placeholders
 
 
 def sequence(value: Any, key: str) -> torch.Tensor:
@@ -69,15 +67,6 @@ def check_vocabulary(input_ids: torch.Tensor, vocab_size: int) -> None:
         )
 
 
-def _runs(is_image: torch.Tensor) -> list[int]:
-    """Lengths of the contiguous runs of ``True``."""
-    change = torch.diff(is_image.to(torch.int8), prepend=torch.zeros(1, dtype=torch.int8))
-    starts = (change == 1).nonzero().flatten()
-    ends = (change == -1).nonzero().flatten()
-    ends = torch.cat([ends, torch.tensor([is_image.numel()])])[: starts.numel()]
-    return (ends - starts).tolist()
-
-
 def expand_image_tokens(
     input_ids: torch.Tensor,
     companions: Mapping[str, torch.Tensor],
@@ -88,13 +77,10 @@ def expand_image_tokens(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Check (and if needed expand) the image tokens of a 1-D ``input_ids`` and its companions.
 
-    Companions may already have the expanded length (kept as they are) or the unexpanded one
-    (expanded alongside, each placeholder's value repeated over its run).
+    Adjacent images may share one run: the prompt format puts nothing between them. Companions
+    follow :func:`vlm_adapters.placeholders.expand_placeholders`.
     """
-    is_image = input_ids == image_token_id
-    found = int(is_image.sum())
-    runs = _runs(is_image)
-    expected = tokens_per_image * num_images
+    found = int((input_ids == image_token_id).sum())
     if num_images == 0 and found:
         raise MissingInputError(
             "input_ids hold image tokens but the sample has no image",
@@ -102,33 +88,18 @@ def expand_image_tokens(
             expected="pixel_values (or a raw image) for them",
             fix="keep 'pixel_values' (or 'image') in the sample when the prompt has an image",
         )
-    if found == expected and all(r % tokens_per_image == 0 for r in runs):
-        repeats = None
-    elif found == num_images and tokens_per_image > 1:
-        repeats = torch.where(is_image, tokens_per_image, 1)
-    else:
-        raise TokenCountError(
+
+    def mismatch(runs: list[int]) -> TokenCountError:
+        return TokenCountError(
             "image tokens in input_ids do not match the images",
             found=f"{found} tokens of id {image_token_id} in runs of {runs} for {num_images} image(s)",
-            expected=f"{tokens_per_image} tokens per image, one contiguous run each ({expected} in all), "
-            f"or one placeholder per image",
+            expected=f"{tokens_per_image} tokens per image, one contiguous run each "
+            f"({tokens_per_image * num_images} in all), or one placeholder per image",
             fix="tokenize the prompt with one image placeholder per image and let the adapter expand it "
             "(or use adapter.prepare); do not truncate sequences inside an image",
         )
-    out: dict[str, torch.Tensor] = {}
-    final_len = input_ids.numel() if repeats is None else int(repeats.sum())
-    for key, seq in companions.items():
-        if seq.numel() == final_len:
-            out[key] = seq
-        elif repeats is not None and seq.numel() == input_ids.numel():
-            out[key] = seq.repeat_interleave(repeats)
-        else:
-            lengths = f"{input_ids.numel()}" + ("" if repeats is None else f" (or {final_len} expanded)")
-            raise TokenCountError(
-                f"{key} is not aligned with input_ids",
-                found=f"{seq.numel()} entries",
-                expected=f"one per token: {lengths}",
-                fix=f"build {key} from the same tokenization as input_ids",
-            )
-    ids = input_ids if repeats is None else input_ids.repeat_interleave(repeats)
+
+    ids, out, _ = expand_placeholders(
+        input_ids, companions, image_token_id, [tokens_per_image] * num_images, mismatch=mismatch, shared_runs=True
+    )
     return ids, out

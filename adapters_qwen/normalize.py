@@ -24,6 +24,7 @@ from vlm_adapters import (
     VisionBatch,
 )
 from vlm_adapters.geometry import Size
+from vlm_adapters.placeholders import image_runs
 from vlm_adapters.samples import require_mapping
 
 from .continuity import recover_grid
@@ -31,7 +32,7 @@ from .grid import KEEP_GRID_FIX, Grid, check_reachable, describe_mismatch, num_r
 from .order import split_rows
 from .pixels import PatchInput, RawInput, read_images
 from .sizes import sample_sizes
-from .tokens import TokenSequence, check_token_kinds, fit_sequence, image_runs, read_sequence, require_ids
+from .tokens import TokenSequence, check_token_kinds, fit_sequence, read_sequence, require_ids
 
 if TYPE_CHECKING:
     from .adapter import QwenAdapter

@@ -18,11 +18,9 @@ import numpy as np
 import torch
 
 from vlm_adapters import DynamicSpec, MissingInputError, TokenCountError, VisionInputError
+from vlm_adapters.placeholders import COMPANION_KEYS, expand_placeholders, image_runs
 
 logger = logging.getLogger("adapters_qwen")
-
-ALIGNED_KEYS = ("mask_ids", "labels", "attention_mask")
-"""Per-token fields: one value per token of ``input_ids``."""
 
 
 @dataclass
@@ -66,17 +64,8 @@ def read_sequence(sample: Mapping[str, Any]) -> TokenSequence | None:
     return TokenSequence(
         ids=None if ids is None else _one_sample(ids, "input_ids"),
         ids_with_vision=None if ids_v is None else _one_sample(ids_v, "input_ids_with_vision"),
-        aligned={k: _one_sample(sample[k], k) for k in ALIGNED_KEYS if sample.get(k) is not None},
+        aligned={k: _one_sample(sample[k], k) for k in COMPANION_KEYS if sample.get(k) is not None},
     )
-
-
-def image_runs(ids: torch.Tensor, token_id: int) -> list[tuple[int, int]]:
-    """``(start, length)`` of each maximal run of ``token_id``: one run per image."""
-    hit = (ids == token_id).to(torch.int8)
-    edges = torch.diff(hit, prepend=hit.new_zeros(1), append=hit.new_zeros(1))
-    starts = (edges == 1).nonzero().flatten().tolist()
-    ends = (edges == -1).nonzero().flatten().tolist()
-    return [(s, e - s) for s, e in zip(starts, ends, strict=True)]
 
 
 def check_token_kinds(ids: torch.Tensor, spec: DynamicSpec) -> None:
@@ -138,51 +127,22 @@ def _diagnose(lengths: list[int], counts: list[int], spec: DynamicSpec, name: st
     )
 
 
-def expand_or_check(
-    ids: torch.Tensor, aligned: Mapping[str, torch.Tensor], counts: Sequence[int], spec: DynamicSpec, name: str
-) -> tuple[torch.Tensor, dict[str, torch.Tensor], bool]:
-    """Expanded ids (and aligned fields); ``True`` when one placeholder per image was expanded."""
-    runs = image_runs(ids, spec.image_token_id)
-    lengths = [n for _, n in runs]
-    if lengths == list(counts):
-        return ids, dict(aligned), False
-    if len(runs) == len(counts) and all(n == 1 for n in lengths):
-        repeats = torch.ones_like(ids)
-        for (start, _), count in zip(runs, counts, strict=True):
-            repeats[start] = count
-        return (
-            ids.repeat_interleave(repeats),
-            {k: v.repeat_interleave(repeats) for k, v in aligned.items()},
-            True,
-        )
-    raise _diagnose(lengths, list(counts), spec, name)
-
-
 def fit_sequence(
     seq: TokenSequence, counts: Sequence[int], spec: DynamicSpec
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], bool]:
-    """The expanded ids for ``counts`` image tokens per image, with every per-token field aligned."""
+    """The expanded ids for ``counts`` image tokens per image, with every per-token field aligned.
+
+    With both ``input_ids_with_vision`` and ``input_ids``, a field of the former's length follows
+    it and any other follows ``input_ids``; the two must be one prompt once expanded.
+    """
     primary = seq.primary
     secondary = seq.ids if seq.ids_with_vision is not None else None
-    mine: dict[str, torch.Tensor] = {}
-    theirs: dict[str, torch.Tensor] = {}
-    for key, value in seq.aligned.items():
-        if value.numel() == primary.numel():
-            mine[key] = value
-        elif secondary is not None and value.numel() == secondary.numel():
-            theirs[key] = value
-        else:
-            lengths = f"{primary.numel()}" + ("" if secondary is None else f" or {secondary.numel()}")
-            raise TokenCountError(
-                f"{key} is not aligned with input_ids",
-                found=f"{value.numel()} values",
-                expected=f"one per token: {lengths}",
-                fix=f"build {key} from the same tokenization as input_ids",
-            )
+    mine = {k: v for k, v in seq.aligned.items() if secondary is None or v.numel() == primary.numel()}
+    theirs = {k: v for k, v in seq.aligned.items() if k not in mine}
     name = "input_ids_with_vision" if seq.ids_with_vision is not None else "input_ids"
-    ids, mine, expanded = expand_or_check(primary, mine, counts, spec, name)
+    ids, mine, expanded = _expand(primary, mine, counts, spec, name)
     if secondary is not None:
-        other, theirs, _ = expand_or_check(secondary, theirs, counts, spec, "input_ids")
+        other, theirs, _ = _expand(secondary, theirs, counts, spec, "input_ids")
         if not torch.equal(other, ids):
             raise TokenCountError(
                 "input_ids and input_ids_with_vision are different prompts",
@@ -192,6 +152,15 @@ def fit_sequence(
             )
         mine.update(theirs)
     return ids, mine, expanded
+
+
+def _expand(
+    ids: torch.Tensor, aligned: Mapping[str, torch.Tensor], counts: Sequence[int], spec: DynamicSpec, name: str
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], bool]:
+    """One sequence through the core expansion, mismatches explained by :func:`_diagnose`."""
+    return expand_placeholders(
+        ids, aligned, spec.image_token_id, counts, mismatch=lambda lengths: _diagnose(lengths, list(counts), spec, name)
+    )
 
 
 def require_ids(seq: TokenSequence | None) -> TokenSequence:
