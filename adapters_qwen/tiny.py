@@ -61,7 +61,7 @@ QWEN3_MEAN_STD = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
 
 
 def tiny_tokenizer() -> PreTrainedTokenizerFast:
-    """Word-level tokenizer with the Qwen special tokens, named so stock processors find them."""
+    """Byte-level BPE tokenizer with the Qwen special tokens, named so stock processors find them."""
     return build_tokenizer(
         SPECIAL_TOKENS,
         eos_token="<|im_end|>",

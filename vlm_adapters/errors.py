@@ -14,8 +14,8 @@ class VlmAdaptersError(Exception):
     """Root of every error raised by vlm-adapters."""
 
 
-class VisionInputError(VlmAdaptersError, ValueError):
-    """Input that a backbone cannot take as it is, and that cannot be repaired exactly.
+class ExplainedError(VlmAdaptersError):
+    """An error whose message names what was found, what was expected and the fix.
 
     ``found``, ``expected`` and ``fix`` are kept as attributes so callers and tests can
     inspect them without parsing the message.
@@ -27,6 +27,10 @@ class VisionInputError(VlmAdaptersError, ValueError):
         self.expected = expected
         self.fix = fix
         super().__init__(f"{problem}: found {found}; expected {expected}. Fix: {fix}")
+
+
+class VisionInputError(ExplainedError, ValueError):
+    """Input that a backbone cannot take as it is, and that cannot be repaired exactly."""
 
 
 class ImageShapeError(VisionInputError):
@@ -55,6 +59,23 @@ class TokenCountError(VisionInputError):
 
 class MissingInputError(VisionInputError):
     """A field the backbone needs is absent and cannot be recomputed from what is at hand."""
+
+
+class ImageFileError(VisionInputError):
+    """An image path that does not exist or does not decode as an image."""
+
+
+class OptionError(ExplainedError, ValueError):
+    """A command-line or API option that does not fit the model, the text or the machine
+    (layers, heads, words, device, dtype, colour map)."""
+
+
+class OutputFolderError(ExplainedError):
+    """An output folder that a run must not write into as it is (not empty, another run's)."""
+
+
+class CheckpointError(ExplainedError):
+    """A checkpoint that cannot be used: missing, or in a format the stock transformers classes cannot load."""
 
 
 class SpecError(VlmAdaptersError, ValueError):

@@ -14,6 +14,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from .adapter import BackboneAdapter
+    from .adapter_ref import AdapterRef
 
 PROJECT = "vlm_adapters"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -35,8 +36,11 @@ def hookimpl(function: F | None = None, **kwargs: Any) -> F:
 
 
 @hookspec
-def register_adapters(register: Callable[[type[BackboneAdapter]], None]) -> None:
-    """Register adapter classes: call ``register(AdapterClass)`` once per class."""
+def register_adapters(register: Callable[[type[BackboneAdapter] | AdapterRef], None]) -> None:
+    """Register adapters: call ``register(AdapterClass)`` or ``register(AdapterRef(...))`` once per adapter.
+
+    A ref names the class by import path, so ``vlm-adapters list`` does not import it (nor torch).
+    """
 
 
 @hookspec(firstresult=True)
@@ -45,4 +49,14 @@ def resolve_adapter(config: Any) -> str | None:
 
     Return an adapter name, or ``None`` to let other plugins (and then the ``model_type``
     table) answer. The first non-``None`` answer wins.
+    """
+
+
+@hookspec
+def check_checkpoint(config: dict[str, Any]) -> None:
+    """Refuse a checkpoint this plugin knows the stock classes cannot load, before they try.
+
+    ``config`` is the checkpoint's ``config.json`` as a dict (read without transformers
+    instantiating anything). Raise :class:`vlm_adapters.errors.CheckpointError` naming the
+    format found and the checkpoints that work; return ``None`` to let it through.
     """

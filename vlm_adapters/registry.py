@@ -15,17 +15,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
-from .adapter import BackboneAdapter
+from .adapter_ref import AdapterRef
 from .errors import AdapterNotFoundError, PluginLoadError
+
+if TYPE_CHECKING:
+    from .adapter import BackboneAdapter
 
 ENTRY_POINT_GROUP = "vlm_adapters"
 ALLOW_LIST_ENV = "VLM_ADAPTERS_PLUGINS"
@@ -57,6 +60,8 @@ class AdapterInfo:
     description: str = ""
     error: str | None = None
     cls: type[BackboneAdapter] | None = field(default=None, compare=False, repr=False)
+    ref: AdapterRef | None = field(default=None, compare=False, repr=False)
+    """Set for adapters registered by import path; ``cls`` is filled in on first use."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -118,7 +123,7 @@ class Registry:
         and leaves everything registered before it untouched.
         """
         name = name or getattr(plugin, "__name__", None) or repr(plugin)
-        added: list[type[BackboneAdapter]] = []
+        added: list[type[BackboneAdapter] | AdapterRef] = []
         registered_here = False
         try:
             if self.pm.is_registered(plugin) or self.pm.has_plugin(name):
@@ -166,6 +171,8 @@ class Registry:
     def get(self, name: str) -> type[BackboneAdapter]:
         self._ensure_loaded()
         info = self._adapters.get(name)
+        if info is not None and info.cls is None and info.ref is not None:
+            info = self._load_ref(info, info.ref)
         if info is not None and info.cls is not None:
             return info.cls
         self._raise_failed(name)
@@ -181,14 +188,35 @@ class Registry:
             return self.get(named)
         model_type = getattr(config, "model_type", None)
         for info in self._adapters.values():
-            if model_type in info.model_types and info.cls is not None:
-                return info.cls
+            if model_type in info.model_types:
+                return self.get(info.name)
         self._raise_failed(None)
         served = sorted(t for i in self._adapters.values() for t in i.model_types)
         raise AdapterNotFoundError(
             f"no adapter serves model_type {model_type!r}; served: {served}. "
             "Fix: install a plugin for this backbone, or pass adapter=NAME explicitly."
         )
+
+    def check_checkpoint(self, config: dict[str, Any]) -> None:
+        """Let every plugin refuse a checkpoint format it knows cannot load (``check_checkpoint`` hook)."""
+        self._ensure_loaded()
+        self.pm.hook.check_checkpoint(config=config)
+
+    def _load_ref(self, info: AdapterInfo, ref: AdapterRef) -> AdapterInfo:
+        """Import a ref's class and check that it says what the ref said when it was listed."""
+        try:
+            loaded = _adapter_info(ref.load(), info.plugin, info.distribution, info.version)
+            said = {"name": ref.name, "model_types": ref.model_types, "spec_kind": ref.spec_kind}
+            has = {"name": loaded.name, "model_types": loaded.model_types, "spec_kind": loaded.spec_kind}
+            if said != has:
+                raise TypeError(f"{ref.target} says {has}, its AdapterRef says {said}")
+        except Exception as exc:
+            raise PluginLoadError(
+                info.plugin, info.distribution, f"adapter {ref.name!r} ({ref.target}): {type(exc).__name__}: {exc}"
+            ) from exc
+        info = replace(info, cls=loaded.cls)
+        self._adapters[info.name] = info
+        return info
 
     def _raise_failed(self, name: str | None) -> None:
         """If a failed plugin could have provided the answer, say so instead of 'not found'."""
@@ -214,7 +242,11 @@ def _allowed(eps: Iterable[EntryPoint]) -> list[EntryPoint]:
 
 
 def _adapter_info(cls: object, plugin: str, distribution: str, version: str) -> AdapterInfo:
-    """The registry row for a class a plugin registered; refuses what is not a usable adapter."""
+    """The registry row for a class (or ref) a plugin registered; refuses what is not a usable adapter."""
+    if isinstance(cls, AdapterRef):
+        return _ref_info(cls, plugin, distribution, version)
+    from .adapter import BackboneAdapter
+
     if not (isinstance(cls, type) and issubclass(cls, BackboneAdapter)):
         raise TypeError(f"register() takes BackboneAdapter subclasses, got {cls!r}")
     name = getattr(cls, "name", None)
@@ -236,6 +268,27 @@ def _adapter_info(cls: object, plugin: str, distribution: str, version: str) -> 
         status="loaded",
         description=cls.description,
         cls=cls,
+    )
+
+
+def _ref_info(ref: AdapterRef, plugin: str, distribution: str, version: str) -> AdapterInfo:
+    """The registry row for a ref: checked for shape now, against its class when it is loaded."""
+    if not ref.name or not isinstance(ref.name, str):
+        raise TypeError(f"AdapterRef for {ref.target!r} has no name (a non-empty str)")
+    if not isinstance(ref.model_types, tuple) or not all(isinstance(t, str) for t in ref.model_types):
+        raise TypeError(f"AdapterRef {ref.name!r}: model_types must be a tuple of str, got {ref.model_types!r}")
+    if ":" not in ref.target:
+        raise TypeError(f"AdapterRef {ref.name!r}: target must be 'package.module:ClassName', got {ref.target!r}")
+    return AdapterInfo(
+        name=ref.name,
+        model_types=ref.model_types,
+        spec_kind=ref.spec_kind,
+        plugin=plugin,
+        distribution=distribution,
+        version=version,
+        status="loaded",
+        description=ref.description,
+        ref=ref,
     )
 
 
