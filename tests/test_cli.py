@@ -97,9 +97,7 @@ def test_inspect_text_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert "token_grid" in out and "padding" in out and "layers: 2" in out and "heads: 2" in out
 
 
-def test_inspect_reads_the_checkpoints_own_config(
-    tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_inspect_reads_the_checkpoints_own_config(tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """No adapter name: it comes from the checkpoint's model_type; the counts come from its config."""
     from transformers import AutoConfig
 

@@ -61,7 +61,8 @@ def test_special_tokens_stay_single_tokens_and_keep_their_ids() -> None:
     ids = tok("a <|vision_start|><|image_pad|><|vision_end|> b", add_special_tokens=False)["input_ids"]
     assert tok.convert_tokens_to_ids("<|image_pad|>") in ids
     adapter = get_adapter("qwen2_5_vl").from_tiny()
-    assert adapter.processor.image_token_id == adapter.config.image_token_id == tok.convert_tokens_to_ids("<|image_pad|>")
+    image_pad = tok.convert_tokens_to_ids("<|image_pad|>")
+    assert adapter.processor.image_token_id == adapter.config.image_token_id == image_pad
     deepseek = get_adapter("deepseek_vl").from_tiny()
     assert deepseek.processor.image_token_id == deepseek.config.image_token_id
 

@@ -27,11 +27,15 @@ def read_config_dict(path_or_id: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise CheckpointError(
             "cannot read the checkpoint's config",
-            found=f"{str(path_or_id)!r} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
+            found=f"{str(path_or_id)!r} ({_first_line(exc)})",
             expected="a folder with config.json, or a hub id that is downloaded or reachable",
             fix="check the path; for a hub id, download it first or unset HF_HUB_OFFLINE",
         ) from None
     return dict(config)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def load_config(path_or_id: str | Path) -> PretrainedConfig:
@@ -45,7 +49,7 @@ def load_config(path_or_id: str | Path) -> PretrainedConfig:
     except (ValueError, KeyError) as exc:
         raise CheckpointError(
             "transformers cannot build this checkpoint's config",
-            found=f"model_type {raw.get('model_type')!r} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
+            found=f"model_type {raw.get('model_type')!r} ({_first_line(exc)})",
             expected="a checkpoint in the transformers format, of a model_type `vlm-adapters list` shows",
             fix="use the transformers-format release of this model, or upgrade transformers",
         ) from None

@@ -18,11 +18,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from .errors import OptionError, VisionInputError
+
+if TYPE_CHECKING:
+    import torch
 
 _SPAN = re.compile(r"^(\d+):(\d+)$")
 _NTH = re.compile(r"^(.+)@(\d+)$", re.S)
@@ -126,6 +127,8 @@ def locate_text(tokenizer: Any, input_ids: torch.Tensor, text: str) -> TextToken
     Tries ``text`` and ``" " + text``, since BPE tokenizers encode a word differently after a
     space; character spans come from the fast tokenizer's offsets.
     """
+    import torch
+
     ids = input_ids.tolist()
     best: tuple[int, str, list[int]] | None = None  # (start, candidate, needle) of the last match
     for candidate in (text, " " + text):
@@ -156,6 +159,8 @@ def find_phrase(tokenizer: Any, input_ids: torch.Tensor, text: str) -> torch.Ten
 
 def phrase_mask_ids(tokenizer: Any, input_ids: torch.Tensor, phrases: Sequence[str]) -> torch.Tensor:
     """``mask_ids`` for one sample: object ``k`` on the tokens of ``phrases[k]``, -1 elsewhere."""
+    import torch
+
     mask_ids = torch.full_like(input_ids, -1)
     for k, phrase in enumerate(phrases):
         mask_ids[find_phrase(tokenizer, input_ids, phrase)] = k

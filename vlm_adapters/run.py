@@ -159,7 +159,8 @@ class RunPlan:
 
 
 def plan_run(args: argparse.Namespace) -> RunPlan:
-    """Check every input, cheapest first; raise a typed error for the first bad one. Writes nothing."""
+    """Check every input, cheapest first (torch and transformers load only for the device and the
+    config); raise a typed error for the first bad one. Writes nothing."""
     from .checkpoints import bind_adapter, model_summary
     from .devices import resolve_device, resolve_dtype
     from .image_files import check_image_file
@@ -169,10 +170,6 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
 
     folder = RunFolder(args.out, run_arguments(args), overwrite=args.overwrite, resume=args.resume)
     done = folder.check()
-    style = OverlayStyle(args.cmap, args.alpha, args.gray_underlay, random_weights=args.model is None)
-    style.check()
-    device = resolve_device(args.device)
-    dtype = resolve_dtype(args.dtype, device)
     for path in args.image:
         check_image_file(path)
     if not args.text.strip():
@@ -180,12 +177,16 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
             "--text is empty", found=repr(args.text), expected="a caption", fix="pass --text 'the red circle'"
         )
     words, warnings = choose_words(args.text, args.words)
-    for warning in warnings:
-        print(f"vlm-adapters: warning: {warning}", file=sys.stderr)
+    style = OverlayStyle(args.cmap, args.alpha, args.gray_underlay, random_weights=args.model is None)
+    style.check()
+    device = resolve_device(args.device)  # from here on torch is imported
+    dtype = resolve_dtype(args.dtype, device)
     adapter = bind_adapter(args.backbone, args.model)
     counts = model_summary(adapter.config)
     layers = check_indices("layers", args.layers, counts["layers"])
     heads = check_indices("heads", args.heads, counts["heads"])
+    for warning in warnings:
+        print(f"vlm-adapters: warning: {warning}", file=sys.stderr)
     return RunPlan(args, folder, adapter, device, dtype, words, layers, heads, style, counts, done)
 
 
@@ -194,8 +195,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import FrozenLMM
 
     start = time.perf_counter()
-    placement = {"device_map": str(plan.device)} if args.model else {}
-    model = plan.adapter.load_model(args.model, dtype=plan.dtype, **placement).to(plan.device)
+    model: Any = plan.adapter.load_model(args.model, dtype=plan.dtype)
+    model = model.to(plan.device)
     lmm = FrozenLMM(model, plan.adapter)
     summary = run_summary(plan, load_s=time.perf_counter() - start)
     records: dict[int, dict[str, Any]] = dict(plan.done)

@@ -28,11 +28,15 @@ PARTIAL = ".partial"
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the new one, never a part."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -61,9 +65,10 @@ class RunFolder:
         if not entries:
             return {}
         if not (self.overwrite or self.resume):
+            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
             raise OutputFolderError(
                 "--out is not empty",
-                found=f"{root} with {len(entries)} entries ({', '.join(entries[:3])}{', ...' if len(entries) > 3 else ''})",
+                found=f"{root} with {len(entries)} entries ({shown})",
                 expected="a new or empty folder",
                 fix="pick another --out, add --overwrite to replace the run there, or --resume to finish it",
             )
