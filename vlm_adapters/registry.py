@@ -244,20 +244,37 @@ def _allowed(eps: Iterable[EntryPoint]) -> list[EntryPoint]:
 def _adapter_info(cls: object, plugin: str, distribution: str, version: str) -> AdapterInfo:
     """The registry row for a class (or ref) a plugin registered; refuses what is not a usable adapter."""
     if isinstance(cls, AdapterRef):
-        return _ref_info(cls, plugin, distribution, version)
+        if ":" not in cls.target:
+            raise TypeError(f"AdapterRef {cls.name!r}: target must be 'package.module:ClassName', got {cls.target!r}")
+        said = (cls.name, cls.model_types, cls.spec_kind, cls.description)
+        return _row(f"AdapterRef {cls.target!r}", *said, plugin, distribution, version, ref=cls)
     from .adapter import BackboneAdapter
 
     if not (isinstance(cls, type) and issubclass(cls, BackboneAdapter)):
-        raise TypeError(f"register() takes BackboneAdapter subclasses, got {cls!r}")
-    name = getattr(cls, "name", None)
-    model_types = getattr(cls, "model_types", None)
+        raise TypeError(f"register() takes BackboneAdapter subclasses or AdapterRefs, got {cls!r}")
     kind = getattr(cls, "spec_kind", None)
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"{cls.__name__} has no `name` (a non-empty str)")
-    if not isinstance(model_types, tuple) or not all(isinstance(t, str) for t in model_types):
-        raise TypeError(f"{cls.__name__}.model_types must be a tuple of str, got {model_types!r}")
     if kind not in ("fixed", "dynamic"):
         raise TypeError(f"{cls.__name__}.spec_kind must be 'fixed' or 'dynamic', got {kind!r}")
+    has = (getattr(cls, "name", None), getattr(cls, "model_types", None), kind, cls.description)
+    return _row(cls.__name__, *has, plugin, distribution, version, cls=cls)
+
+
+def _row(
+    owner: str,
+    name: Any,
+    model_types: Any,
+    kind: str | None,
+    description: str,
+    plugin: str,
+    distribution: str,
+    version: str,
+    **loaded: Any,
+) -> AdapterInfo:
+    """One ``list`` row, after checking what every adapter must say about itself."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{owner} has no `name` (a non-empty str)")
+    if not isinstance(model_types, tuple) or not all(isinstance(t, str) for t in model_types):
+        raise TypeError(f"{owner}.model_types must be a tuple of str, got {model_types!r}")
     return AdapterInfo(
         name=name,
         model_types=model_types,
@@ -266,29 +283,8 @@ def _adapter_info(cls: object, plugin: str, distribution: str, version: str) -> 
         distribution=distribution,
         version=version,
         status="loaded",
-        description=cls.description,
-        cls=cls,
-    )
-
-
-def _ref_info(ref: AdapterRef, plugin: str, distribution: str, version: str) -> AdapterInfo:
-    """The registry row for a ref: checked for shape now, against its class when it is loaded."""
-    if not ref.name or not isinstance(ref.name, str):
-        raise TypeError(f"AdapterRef for {ref.target!r} has no name (a non-empty str)")
-    if not isinstance(ref.model_types, tuple) or not all(isinstance(t, str) for t in ref.model_types):
-        raise TypeError(f"AdapterRef {ref.name!r}: model_types must be a tuple of str, got {ref.model_types!r}")
-    if ":" not in ref.target:
-        raise TypeError(f"AdapterRef {ref.name!r}: target must be 'package.module:ClassName', got {ref.target!r}")
-    return AdapterInfo(
-        name=ref.name,
-        model_types=ref.model_types,
-        spec_kind=ref.spec_kind,
-        plugin=plugin,
-        distribution=distribution,
-        version=version,
-        status="loaded",
-        description=ref.description,
-        ref=ref,
+        description=description,
+        **loaded,
     )
 
 
