@@ -23,5 +23,5 @@ class MakesUpPixels(DeepseekVLAdapter):
 
 
 def test_an_accepted_bad_input_is_named() -> None:
-    with pytest.raises(pytest.fail.Exception, match="bad input 'no pixel values': normalize\\(\\) accepted it"):
+    with pytest.raises(pytest.fail.Exception, match="bad input 'no pixel values' was accepted"):
         AdapterContract().test_bad_inputs_raise_vision_input_error(MakesUpPixels.from_tiny())

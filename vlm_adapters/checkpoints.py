@@ -1,11 +1,16 @@
-"""Checkpoints as a user names them: read the config first, refuse what cannot load, pick the adapter.
+"""Checkpoints as a user names them: a local folder or a hub id, read config first, refused when it
+cannot load, the adapter picked from it; all before any weight loads.
 
-Everything here runs before any weights load, so a wrong path, a remote-code checkpoint or a
-backbone mismatch costs a config read, not a model load.
+transformers answers a mistyped local path with a hub error ("Repo id must be ..."), and an
+offline machine with a connection error; both hide the real mistake. Here a path that looks
+local and does not exist is refused as such, and any other failure to read a config names the
+path or id, the offline setting and the fix. Plugins then see the raw ``config.json`` and may
+refuse a format they know the stock classes cannot load (``check_checkpoint`` hook).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,42 +22,72 @@ if TYPE_CHECKING:
 
     from .adapter import BackboneAdapter
 
+__all__ = ["CheckpointError", "bind_adapter", "load_config", "model_summary", "read_config_dict"]
 
-def read_config_dict(path_or_id: str | Path) -> dict[str, Any]:
-    """The checkpoint's ``config.json`` as a dict, without instantiating a config class."""
+
+def _looks_local(text: str) -> bool:
+    """Hub ids are ``name`` or ``org/name``; anything else is meant as a path."""
+    return text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
+
+
+def _unreadable(text: str, exc: Exception) -> CheckpointError:
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    return CheckpointError(
+        "the checkpoint could not be read",
+        found=f"{text!r}: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''}",
+        expected="a local checkpoint folder, or a hub id reachable from here"
+        + (" (HF_HUB_OFFLINE is set: only the local cache)" if offline else ""),
+        fix="download the checkpoint (huggingface-cli download ID --local-dir DIR) and pass DIR",
+    )
+
+
+def read_config_dict(path_or_id: str | Path) -> tuple[str, dict[str, Any]]:
+    """The checkpoint's ``config.json`` as a dict, without instantiating a config class; and the
+    path or id to load it from."""
     from transformers import PretrainedConfig
 
-    try:
-        config, _ = PretrainedConfig.get_config_dict(str(path_or_id))
-    except OSError as exc:
+    text = str(path_or_id)
+    path = Path(text).expanduser()
+    if not isinstance(path_or_id, (str, Path)) or not text:
         raise CheckpointError(
-            "cannot read the checkpoint's config",
-            found=f"{str(path_or_id)!r} ({_first_line(exc)})",
-            expected="a folder with config.json, or a hub id that is downloaded or reachable",
-            fix="check the path; for a hub id, download it first or unset HF_HUB_OFFLINE",
-        ) from None
-    return dict(config)
+            "no checkpoint given",
+            found=repr(path_or_id),
+            expected="a checkpoint folder or a hub id such as 'org/model'",
+            fix="pass the folder that holds config.json, or a hub id",
+        )
+    if path.exists() and not (path / "config.json").is_file():
+        raise CheckpointError(
+            "the folder is not a checkpoint",
+            found=f"{text} without config.json",
+            expected="a folder written by save_pretrained (config.json, weights, processor files)",
+            fix="point at the checkpoint folder itself",
+        )
+    if not path.exists() and (isinstance(path_or_id, Path) or _looks_local(text)):
+        raise CheckpointError(
+            "the checkpoint folder does not exist",
+            found=text,
+            expected="an existing folder with config.json",
+            fix="check the path (hub ids look like 'org/model')",
+        )
+    where = str(path) if path.exists() else text
+    try:
+        config, _ = PretrainedConfig.get_config_dict(where)
+    except (OSError, ValueError) as exc:
+        raise _unreadable(text, exc) from None
+    return where, dict(config)
 
 
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-def load_config(path_or_id: str | Path) -> PretrainedConfig:
-    """``AutoConfig`` for a checkpoint, after plugins had the chance to refuse its format."""
+def load_config(path_or_id: str | Path) -> Any:
+    """``AutoConfig.from_pretrained`` with typed errors for missing folders, unreachable ids and
+    formats a plugin refuses."""
     from transformers import AutoConfig
 
-    raw = read_config_dict(path_or_id)
+    where, raw = read_config_dict(path_or_id)
     default_registry().check_checkpoint(raw)
     try:
-        return AutoConfig.from_pretrained(str(path_or_id))
-    except (ValueError, KeyError) as exc:
-        raise CheckpointError(
-            "transformers cannot build this checkpoint's config",
-            found=f"model_type {raw.get('model_type')!r} ({_first_line(exc)})",
-            expected="a checkpoint in the transformers format, of a model_type `vlm-adapters list` shows",
-            fix="use the transformers-format release of this model, or upgrade transformers",
-        ) from None
+        return AutoConfig.from_pretrained(where)
+    except (OSError, ValueError, KeyError) as exc:
+        raise _unreadable(str(path_or_id), exc) from None
 
 
 def bind_adapter(backbone: str | None, model: str | Path | None) -> BackboneAdapter:

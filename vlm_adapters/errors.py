@@ -74,8 +74,8 @@ class OutputFolderError(ExplainedError):
     """An output folder that a run must not write into as it is (not empty, another run's)."""
 
 
-class CheckpointError(ExplainedError):
-    """A checkpoint that cannot be used: missing, or in a format the stock transformers classes cannot load."""
+class CheckpointError(VisionInputError):
+    """A checkpoint folder or hub id that cannot be read, or in a format the stock classes cannot load."""
 
 
 class SpecError(VlmAdaptersError, ValueError):

@@ -15,6 +15,7 @@ import pluggy
 if TYPE_CHECKING:
     from .adapter import BackboneAdapter
     from .adapter_ref import AdapterRef
+    from .spec import SpecBase
 
 PROJECT = "vlm_adapters"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -50,6 +51,12 @@ def resolve_adapter(config: Any) -> str | None:
     Return an adapter name, or ``None`` to let other plugins (and then the ``model_type``
     table) answer. The first non-``None`` answer wins.
     """
+
+
+@hookspec
+def register_spec_kinds(register: Callable[[type[SpecBase]], None]) -> None:
+    """Register spec kinds: call ``register(SpecClass)`` once per :class:`~vlm_adapters.spec.SpecBase`
+    subclass. Its ``kind`` field default is the name ``spec_from_json`` and the CLI know it by."""
 
 
 @hookspec
