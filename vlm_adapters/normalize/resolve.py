@@ -8,7 +8,7 @@ variable number of tiles) override ``resolve_images`` and may reuse the pieces h
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -16,7 +16,7 @@ import torch
 from ..errors import ImageShapeError, MissingInputError
 from ..geometry import ImageGeometry, Size
 from .sample import PixelForm, PixelValue, ResolvedImages, SampleImages
-from .sizes import check_count
+from .sizes import check_count, one_count
 
 
 def stack_images(value: PixelValue, key: str, form: PixelForm) -> torch.Tensor:
@@ -114,19 +114,12 @@ def resolve_image_stacks(spec: Any, form: PixelForm, images: SampleImages) -> Re
             expected=f"all of {list(form.views)}",
             fix="keep every output of the stock processor in the sample, or include the raw image under 'image'",
         )
-    counts = _counts(pixels)
+    counts = one_count(
+        {key: int(x.shape[0]) for key, x in pixels.items()},
+        "pixel inputs disagree on the number of images",
+        fix="keep every view of every image, in the same order",
+        error=ImageShapeError,
+    )
     first = next(iter(pixels.values()))
     input_size = (int(first.shape[-2]), int(first.shape[-1]))
     return ResolvedImages(pixels, geometries_from_sizes(spec, images.sizes, counts, input_size))
-
-
-def _counts(pixels: Mapping[str, torch.Tensor]) -> int:
-    counts = {key: int(x.shape[0]) for key, x in pixels.items()}
-    if len(set(counts.values())) > 1:
-        raise ImageShapeError(
-            "pixel inputs disagree on the number of images",
-            found=counts,
-            expected="the same count in every view",
-            fix="keep every view of every image, in the same order",
-        )
-    return next(iter(counts.values()))

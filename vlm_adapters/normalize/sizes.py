@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ImageSizeError
+from ..errors import ImageSizeError, VisionInputError
 from ..geometry import ImageGeometry, Size
 
 SIZE_FIX = "store image sizes as (height, width) per image, in the order of the images"
@@ -136,16 +136,8 @@ def read_meta(sample: Mapping[str, Any]) -> list[Meta] | None:
     metas = sample.get("meta_datas", sample.get("meta_data"))
     if metas is None:
         return None
-    if isinstance(metas, Mapping):
-        metas = [metas]
-    if not isinstance(metas, (list, tuple)):
-        raise ImageSizeError(
-            "meta_data is not a dict or a list of dicts",
-            found=repr(metas)[:80],
-            expected="one meta_data dict per image",
-            fix="keep meta_data as the dataset built it, or pass image_sizes",
-        )
-    return [_meta(m, i) for i, m in enumerate(metas)]
+    entries = list(metas) if isinstance(metas, (list, tuple)) else [metas]  # one dict for a one-image sample
+    return [_meta(m, i) for i, m in enumerate(entries)]
 
 
 def check_count(sizes: Sequence[Any] | None, num_images: int, where: str = "the sizes") -> None:
@@ -157,6 +149,13 @@ def check_count(sizes: Sequence[Any] | None, num_images: int, where: str = "the 
             expected=f"{num_images}",
             fix=SIZE_FIX,
         )
+
+
+def one_count(counts: Mapping[str, int], problem: str, fix: str, error: type[VisionInputError] = ImageSizeError) -> int:
+    """The number of images all the sources in ``counts`` (name -> count) agree on, or ``error``."""
+    if len(set(counts.values())) > 1:
+        raise error(problem, found=dict(counts), expected="the same number of images in each", fix=fix)
+    return next(iter(counts.values()))
 
 
 def _stand_in(meta: Meta, spec: Any) -> Size | None:
@@ -184,16 +183,13 @@ def sample_sizes(
         sources["meta_data"] = [m.original for m in metas]
     if not sources:
         return None, []
-    counts = {name: len(sizes) for name, sizes in sources.items()}
-    if len(set(counts.values())) > 1:
-        raise ImageSizeError(
-            "the size sources list different numbers of images",
-            found=counts,
-            expected="one size per image in each",
-            fix="keep image_sizes / meta_data aligned with the images",
-        )
+    count = one_count(
+        {name: len(sizes) for name, sizes in sources.items()},
+        "the size sources list different numbers of images",
+        fix="keep image_sizes / meta_data aligned with the images",
+    )
     merged: list[Size | None] = []
-    for i in range(next(iter(counts.values()))):
+    for i in range(count):
         given = {name: sizes[i] for name, sizes in sources.items() if sizes[i] is not None}
         values = set(given.values())
         if len(values) > 1:
@@ -221,25 +217,34 @@ def check_meta(sample: Mapping[str, Any], geometries: Sequence[ImageGeometry]) -
         ours = geometry.to_meta_data()
         ih, iw = _pair(ours["padded_shape"], "padded_shape")
         sh, sw = (1.0, 1.0) if meta.padded_shape is None else (ih / meta.padded_shape[0], iw / meta.padded_shape[1])
+        checks: list[tuple[str, str, list[float], list[float], str]] = []
         if meta.image_shape is not None:
-            found = (meta.image_shape[0] * sh, meta.image_shape[1] * sw)
-            expected = _pair(ours["image_shape"], "image_shape")
+            checks.append(
+                (
+                    f"meta_data[{i}] contradicts itself: its image_shape is not the resized size of its image",
+                    "image_shape",
+                    [meta.image_shape[0] * sh, meta.image_shape[1] * sw],
+                    list(_pair(ours["image_shape"], "image_shape")),
+                    "store the processor's own sizes (original_shape before the resize, image_shape after), or drop "
+                    "the wrong field",
+                )
+            )
+        if meta.padding is not None:
+            checks.append(
+                (
+                    f"meta_data padding of image {i} is not this checkpoint's padding for its original size",
+                    "top/bottom/left/right padding",
+                    [v * s for v, s in zip(meta.padding, (sh, sh, sw, sw), strict=True)],
+                    [float(ours["padding"][k]) for k in PADDING_KEYS],
+                    "re-process the raw image with this checkpoint's processor; the pixels were padded differently (or "
+                    "the original_shape is wrong)",
+                )
+            )
+        for problem, what, found, expected, fix in checks:
             if max(abs(a - b) for a, b in zip(found, expected, strict=True)) > META_TOLERANCE:
                 raise ImageSizeError(
-                    f"meta_data[{i}] contradicts itself: its image_shape is not the resized size of its image",
-                    found=f"image_shape {tuple(round(v, 2) for v in found)} (input pixels)",
-                    expected=f"{tuple(round(v, 2) for v in expected)} for a {geometry.original_size} image",
-                    fix="store the processor's own sizes (original_shape before the resize, image_shape after), or "
-                    "drop the wrong field",
-                )
-        if meta.padding is not None:
-            found_pad = [v * s for v, s in zip(meta.padding, (sh, sh, sw, sw), strict=True)]
-            want_pad = [float(ours["padding"][k]) for k in PADDING_KEYS]
-            if max(abs(a - b) for a, b in zip(found_pad, want_pad, strict=True)) > META_TOLERANCE:
-                raise ImageSizeError(
-                    f"meta_data padding of image {i} is not this checkpoint's padding for its original size",
-                    found=f"top/bottom/left/right {[round(v, 2) for v in found_pad]} (input pixels)",
-                    expected=f"{[round(v, 2) for v in want_pad]} for {geometry.original_size}",
-                    fix="re-process the raw image with this checkpoint's processor; the pixels were padded "
-                    "differently (or the original_shape is wrong)",
+                    problem,
+                    found=f"{what} {[round(v, 2) for v in found]} (input pixels)",
+                    expected=f"{[round(v, 2) for v in expected]} for a {geometry.original_size} image",
+                    fix=fix,
                 )
