@@ -94,10 +94,11 @@ class QwenAdapter(BackboneAdapter):
     def token_count_error(self, lengths: list[int], counts: Sequence[int], name: str) -> VisionInputError:
         return diagnose(lengths, counts, self.spec, name)
 
-    def pixel_cells(self, key: str, pixels: torch.Tensor, geometries: Sequence[ImageGeometry]) -> torch.Tensor:
-        """Patch rows averaged per merge window (one LLM token's cell): ``[tokens, C]``."""
+    def pixel_cells(self, key: str, pixels: torch.Tensor, geometries: Sequence[ImageGeometry]) -> list[torch.Tensor]:
+        """Patch rows averaged per merge window (one LLM token's cell), ``[tokens, C]`` per image."""
         m2, c = self.spec.merge_size**2, self.spec.in_channels
-        return pixels.float().reshape(-1, m2, c, pixels.shape[-1] // c).mean(dim=(1, 3))
+        cells = pixels.float().reshape(-1, m2, c, pixels.shape[-1] // c).mean(dim=(1, 3))
+        return list(cells.split([g.num_image_tokens for g in geometries]))
 
     def finish_batch(
         self,

@@ -12,14 +12,14 @@ import copy
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from functools import cached_property
+from itertools import pairwise
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from einops import rearrange
 from transformers import (
-    AutoConfig,
     AutoModelForImageTextToText,
     AutoProcessor,
     PretrainedConfig,
@@ -34,9 +34,9 @@ from .geometry import ImageGeometry
 from .images import RawImage, image_size, is_raw_image
 from .normalize import SampleHooks, normalize_sample
 from .normalize.pixels import raw_image
-from .spec import DynamicSpec, FixedSpec
+from .spec import SpecBase
 
-Spec = FixedSpec | DynamicSpec
+Spec = SpecBase
 
 
 class BackboneAdapter(SampleHooks, ABC):
@@ -50,11 +50,11 @@ class BackboneAdapter(SampleHooks, ABC):
     """
 
     name: ClassVar[str]
-    """Registry name, e.g. ``"qwen2_vl"``."""
+    """Registry name, usually the ``model_type`` it serves."""
     model_types: ClassVar[tuple[str, ...]]
     """transformers ``config.model_type`` values this adapter serves."""
-    spec_kind: ClassVar[Literal["fixed", "dynamic"]]
-    """Which kind of :class:`VisionInputSpec` this adapter's ``spec`` is."""
+    spec_kind: ClassVar[str]
+    """Which registered kind of :class:`VisionInputSpec` this adapter's ``spec`` is."""
     description: ClassVar[str] = ""
     sequence_keys: ClassVar[frozenset[str]] = frozenset(
         {"input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids", "labels"}
@@ -76,7 +76,9 @@ class BackboneAdapter(SampleHooks, ABC):
     @classmethod
     def from_pretrained(cls, path_or_id: str | Path, **processor_kwargs: Any) -> Self:
         """Adapter for a checkpoint folder or hub id (config and stock processor from there)."""
-        config = AutoConfig.from_pretrained(str(path_or_id))
+        from .checkpoints import load_config
+
+        config = load_config(path_or_id)
         processor = AutoProcessor.from_pretrained(str(path_or_id), **processor_kwargs)
         return cls(config, processor)
 
@@ -145,6 +147,21 @@ class BackboneAdapter(SampleHooks, ABC):
         With ``answer``, it is appended as the assistant turn (teacher forcing, as grounding
         pipelines do with captions or referring expressions).
         """
+        for name, value in (("text", text), ("answer", answer)):
+            if not isinstance(value, str) and not (name == "answer" and value is None):
+                raise VisionInputError(
+                    f"format_prompt: {name} is not a string",
+                    found=type(value).__name__,
+                    expected="str" + (" or None" if name == "answer" else ""),
+                    fix=f"pass the {name} as text",
+                )
+        if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 0:
+            raise VisionInputError(
+                "format_prompt: num_images is not a count",
+                found=repr(num_images),
+                expected="an int >= 0",
+                fix="pass how many images the prompt refers to",
+            )
         content: list[dict[str, str]] = [{"type": "image"} for _ in range(num_images)]
         content.append({"type": "text", "text": text})
         messages: list[dict[str, Any]] = [{"role": "user", "content": content}]
@@ -164,6 +181,15 @@ class BackboneAdapter(SampleHooks, ABC):
         ``texts[b]`` holds one :attr:`image_placeholder` per image of sample ``b``;
         ``images`` is one image, one image per sample, or a list of images per sample.
         """
+        if not isinstance(texts, str) and not (
+            isinstance(texts, Sequence) and texts and all(isinstance(t, str) for t in texts)
+        ):
+            raise VisionInputError(
+                "prepare: texts are not prompts",
+                found=repr(texts)[:80],
+                expected="a prompt string, or a non-empty list of them (one per sample)",
+                fix="build prompts with adapter.format_prompt(text, num_images=...)",
+            )
         text_list = [texts] if isinstance(texts, str) else list(texts)
         per_sample = self._group_images(images, len(text_list))
         for b, (text, imgs) in enumerate(zip(text_list, per_sample, strict=True)):
@@ -245,6 +271,13 @@ class BackboneAdapter(SampleHooks, ABC):
 
     def collate(self, samples: Sequence[Mapping[str, Any]]) -> VisionBatch:
         """``normalize`` each sample and pad them into one batch."""
+        if isinstance(samples, Mapping) or not isinstance(samples, Sequence) or not samples:
+            raise VisionInputError(
+                "collate takes a non-empty list of samples",
+                found=type(samples).__name__ + (" (empty)" if isinstance(samples, Sequence) else ""),
+                expected="a list of dataset dicts",
+                fix="pass [sample, ...]; normalize(sample) takes a single one",
+            )
         return concat_batches(
             [self.normalize(s) for s in samples], self.pad_token_id, self.padding_side, self.sequence_keys
         )
@@ -263,53 +296,105 @@ class BackboneAdapter(SampleHooks, ABC):
     def image_positions(
         self, input_ids: torch.Tensor, geometries: Sequence[ImageGeometry], sample: int = 0
     ) -> list[torch.Tensor]:
-        """Positions of each image's tokens in a 1-D ``input_ids``, in sequence order."""
+        """Positions of each image's tokens in a 1-D ``input_ids``, in sequence order.
+
+        Image ``i`` owns the next ``geometries[i].num_image_tokens`` tokens with the image token
+        id, and they must form exactly its runs (``geometry.run_lengths``): one contiguous run for
+        most layouts, several with text between them for crops and sub-images. Adjacent images may
+        share a run, since some prompt formats put nothing between them.
+        """
         found = (input_ids == self.spec.image_token_id).nonzero().flatten()
         counts = [g.num_image_tokens for g in geometries]
         if found.numel() != sum(counts):
             raise TokenCountError(
                 f"sample {sample}: image-token count does not match the images",
                 found=f"{found.numel()} tokens of id {self.spec.image_token_id}",
-                expected=f"{sum(counts)} ({' + '.join(map(str, counts)) or '0'} for {len(counts)} image(s))",
+                expected=f"{sum(counts)} ({describe_counts(geometries)})",
                 fix="expand each image placeholder with the stock processor, or re-tokenize the prompt "
                 "with adapter.prepare()",
             )
-        runs = list(found.split(counts)) if counts else []
-        for i, run in enumerate(runs):
-            if run.numel() and int(run[-1] - run[0]) + 1 != run.numel():
+        spans = list(found.split(counts)) if counts else []
+        for i, (span, geometry) in enumerate(zip(spans, geometries, strict=True)):
+            runs = contiguous_runs(span)
+            if runs != geometry.run_lengths:
                 raise TokenCountError(
-                    f"sample {sample}: image {i}'s tokens are not one contiguous run",
-                    found=f"{run.numel()} tokens spread over positions {int(run[0])}..{int(run[-1])}",
-                    expected=f"{counts[i]} consecutive image tokens per image, images in order",
-                    fix="expand each placeholder in place with the stock processor; do not insert text "
+                    f"sample {sample}: image {i}'s tokens are not laid out as its views need",
+                    found=f"runs of {runs} tokens over positions {int(span[0])}..{int(span[-1])}",
+                    expected=f"runs of {geometry.run_lengths} ({describe_counts([geometry])}), images in order",
+                    fix="expand each placeholder in place with the stock processor; do not insert or drop text "
                     "inside an image's tokens",
                 )
-        return runs
+        return spans
 
-    def tokens_to_grid(self, x: torch.Tensor, geometry: ImageGeometry, dim: int = -1) -> torch.Tensor:
-        """Move the image-token axis ``dim`` of ``x`` to the end as ``[..., rows, cols]``.
+    def tokens_to_views(self, x: torch.Tensor, geometry: ImageGeometry, dim: int = -1) -> list[torch.Tensor]:
+        """Split the image-token axis ``dim`` of ``x`` into one ``[..., rows, cols]`` per view.
 
-        Works for any per-token tensor (attention columns, hidden states). Images with a
-        temporal axis (``temporal > 1``) give ``[..., t, rows, cols]``.
+        Works for any per-token tensor (attention columns, hidden states). Row separators (e.g. a
+        newline token per row) are dropped; views with a temporal axis give ``[..., t, rows, cols]``.
         """
-        rows, cols = geometry.token_grid
         if x.shape[dim] != geometry.num_image_tokens:
             raise TokenCountError(
                 "tensor axis is not this image's tokens",
                 found=f"axis {dim} of size {x.shape[dim]}",
-                expected=f"{geometry.num_image_tokens} image tokens",
+                expected=f"{geometry.num_image_tokens} image tokens ({describe_counts([geometry])})",
                 fix="slice the axis with batch.image_token_positions for this image first",
             )
         x = x.movedim(dim, -1)
-        if geometry.temporal == 1:
-            return rearrange(x, "... (r c) -> ... r c", r=rows, c=cols)
-        return rearrange(x, "... (t r c) -> ... t r c", t=geometry.temporal, r=rows, c=cols)
+        out = []
+        for view in geometry.views:
+            rows, cols = view.token_grid
+            part = x[..., view.offset : view.end]
+            part = rearrange(part, "... (t r c) -> ... t r c", t=view.temporal, r=rows, c=cols + view.row_separators)
+            part = part[..., :cols]
+            out.append(part[..., 0, :, :] if view.temporal == 1 else part)
+        return out
+
+    def tokens_to_grid(self, x: torch.Tensor, geometry: ImageGeometry, dim: int = -1) -> torch.Tensor:
+        """Move the image-token axis ``dim`` of ``x`` to the end as ``[..., rows, cols]``.
+
+        For single-view images (a multi-view image raises :class:`~vlm_adapters.geometry.ViewError`:
+        use :meth:`tokens_to_views`). Images with a temporal axis give ``[..., t, rows, cols]``.
+        """
+        geometry.view  # noqa: B018  (the typed error for multi-view images)
+        return self.tokens_to_views(x, geometry, dim)[0]
+
+    def views_to_tokens(self, maps: Sequence[torch.Tensor], geometry: ImageGeometry) -> torch.Tensor:
+        """Inverse of :meth:`tokens_to_views` (``dim=-1``); row separators and gaps are filled with 0."""
+        lead = maps[0].shape[:-3] if geometry.views[0].temporal > 1 else maps[0].shape[:-2]
+        out = maps[0].new_zeros(*lead, geometry.num_image_tokens)
+        for view, m in zip(geometry.views, maps, strict=True):
+            m = m if view.temporal > 1 else m.unsqueeze(-3)
+            m = torch.nn.functional.pad(m, (0, view.row_separators))
+            out[..., view.offset : view.end] = rearrange(m, "... t r c -> ... (t r c)")
+        return out
 
     def grid_to_tokens(self, maps: torch.Tensor, geometry: ImageGeometry) -> torch.Tensor:
         """Inverse of :meth:`tokens_to_grid` (with ``dim=-1``)."""
-        if geometry.temporal == 1:
-            return rearrange(maps, "... r c -> ... (r c)")
-        return rearrange(maps, "... t r c -> ... (t r c)")
+        return self.views_to_tokens([maps], geometry)
+
+
+def contiguous_runs(positions: torch.Tensor) -> list[int]:
+    """Lengths of the maximal runs of consecutive values in sorted 1-D ``positions``."""
+    if positions.numel() == 0:
+        return []
+    breaks = (torch.diff(positions) != 1).nonzero().flatten() + 1
+    edges = [0, *breaks.tolist(), positions.numel()]
+    return [b - a for a, b in pairwise(edges)]
+
+
+def describe_counts(geometries: Sequence[ImageGeometry]) -> str:
+    """``"576 for 1 image"`` or, per view, ``"image 0: base 576 + high_res 1900 (+ 44 separators)"``."""
+    if not geometries:
+        return "0 for 0 images"
+    if all(g.is_single_view for g in geometries):
+        counts = [g.num_image_tokens for g in geometries]
+        return f"{' + '.join(map(str, counts))} for {len(counts)} image(s)"
+    parts = []
+    for i, g in enumerate(geometries):
+        views = " + ".join(f"{v.name} {v.num_tokens}" for v in g.views)
+        gaps = g.num_image_tokens - sum(v.num_tokens for v in g.views)
+        parts.append(f"image {i}: {views}" + (f" (+ {gaps} separators)" if gaps else ""))
+    return "; ".join(parts)
 
 
 def concat_batches(

@@ -14,7 +14,8 @@ wrong answer.
   one flat colour, and the content next to it must not be that colour all along. A size given as
   (width, height), or one of another aspect ratio, puts the bands on content (or content on the
   bands) and is refused. Within a margin of the content edge (resampling blurs it) nothing is
-  checked, so sizes whose padding differs by less than that margin cannot be told apart.
+  checked, so sizes whose padding differs by less than that margin cannot be told apart. Images
+  of several views are left to their backbone.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ FLAT_TOLERANCE = 4 / 255
 FLAT_FRACTION = 0.99
 """Share of a band's pixels that must be within :data:`FLAT_TOLERANCE` of its colour."""
 
-Cells = Callable[[str, torch.Tensor, Sequence[ImageGeometry]], torch.Tensor]
+Cells = Callable[[str, torch.Tensor, Sequence[ImageGeometry]], list[torch.Tensor]]
 
 
 def check_matches_raw(
@@ -46,7 +47,6 @@ def check_matches_raw(
     cells: Cells,
 ) -> None:
     """Refuse processed pixels that are not the stock processor's output for the raw images."""
-    counts = [g.num_image_tokens for g in geometries]
     for key in given.keys() & fresh.keys():
         mine, theirs = given[key], fresh[key].to(given[key].dtype)
         if mine.shape != theirs.shape:
@@ -56,8 +56,8 @@ def check_matches_raw(
                 expected=f"{list(theirs.shape)}, what the stock processor makes of the raw images",
                 fix="keep the raw images and their processed pixels in the same order and number (or drop one)",
             )
-        diff = (cells(key, mine, geometries) - cells(key, theirs, geometries)).abs()
-        per_image = [float(d.mean()) for d in diff.split(counts)]
+        pairs = zip(cells(key, mine, geometries), cells(key, theirs, geometries), strict=True)
+        per_image = [float((a - b).abs().mean()) for a, b in pairs]
         if any(d > SAME_IMAGE_TOLERANCE for d in per_image):
             raise PixelValueError(
                 f"{key} is not the processed form of the sample's raw image",
@@ -68,12 +68,10 @@ def check_matches_raw(
             )
 
 
-def image_cells(pixels: torch.Tensor, geometries: Sequence[ImageGeometry]) -> torch.Tensor:
-    """Image stacks ``[N, C, H, W]`` average-pooled to each image's token grid: ``[cells, C]``."""
+def image_cells(pixels: torch.Tensor, geometries: Sequence[ImageGeometry]) -> list[torch.Tensor]:
+    """Image stacks ``[N, C, H, W]`` average-pooled to each image's (first view's) token grid."""
     pool = torch.nn.functional.adaptive_avg_pool2d
-    return torch.cat(
-        [pool(x[None].float(), g.token_grid)[0].flatten(1).T for x, g in zip(pixels, geometries, strict=True)]
-    )
+    return [pool(x[None].float(), g.views[0].token_grid)[0] for x, g in zip(pixels, geometries, strict=True)]
 
 
 def _bands(g: ImageGeometry, margin: int) -> tuple[list[tuple[slice, slice]], list[tuple[slice, slice]]]:
@@ -119,7 +117,7 @@ def check_padding_visible(pixels: torch.Tensor, geometries: Sequence[ImageGeomet
     mean = torch.tensor(view.mean, dtype=torch.float32)[:, None, None]
     std = torch.tensor(view.std, dtype=torch.float32)[:, None, None]
     for i, g in enumerate(geometries):
-        if tuple(pixels.shape[-2:]) != tuple(g.input_size) or g.padding.is_zero:
+        if not g.is_single_view or tuple(pixels.shape[-2:]) != tuple(g.input_size) or g.padding.is_zero:
             continue
         up = g.input_size[0] / max(g.resized_size)  # input pixels per pixel where the padding was decided
         margin = 2 + 2 * math.ceil(up)

@@ -91,9 +91,9 @@ class SampleHooks:
             "adapter.prepare); do not truncate sequences inside an image",
         )
 
-    def pixel_cells(self, key: str, pixels: torch.Tensor, geometries: Sequence[ImageGeometry]) -> torch.Tensor:
-        """``pixels`` (the model's layout) averaged over each image token's cell: ``[cells, C]``, images in
-        order; what two versions of one image's pixels are compared on."""
+    def pixel_cells(self, key: str, pixels: torch.Tensor, geometries: Sequence[ImageGeometry]) -> list[torch.Tensor]:
+        """``pixels`` (the model's layout) averaged over token cells, one tensor per image: what two
+        versions of one image's pixels are compared on (resampler details average out)."""
         return image_cells(pixels, geometries)
 
     def note_repair(self, kind: str, message: str) -> None:

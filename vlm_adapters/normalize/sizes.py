@@ -8,7 +8,8 @@ image, exactly; anything else is an :class:`~vlm_adapters.errors.ImageSizeError`
 ``meta_data`` also records what the preprocessing did (``image_shape``: the content size after the
 resize, ``padded_shape``, ``padding``). Those must describe the geometry the batch ends up with,
 to within one input pixel (research processors truncate where transformers rounds), after scaling
-from ``padded_shape`` to the model input. A ``meta_data`` with only ``image_shape`` stands in for
+from ``padded_shape`` to the model input (for images of one view; of several views, only the
+original size is compared). A ``meta_data`` with only ``image_shape`` stands in for
 the original size when the backbone's resize maps that size onto itself (the geometry is then
 exact on the input, and maps come back at that size).
 """
@@ -164,6 +165,8 @@ def _stand_in(meta: Meta, spec: Any) -> Size | None:
         return None
     size = (int(meta.image_shape[0]), int(meta.image_shape[1]))
     ours = spec.geometry(size).to_meta_data()
+    if not isinstance(ours, Mapping):
+        return None  # several views: no single image_shape to stand in
     same_input = meta.padded_shape is None or _pair(ours["padded_shape"], "padded_shape") == meta.padded_shape
     return size if same_input and _pair(ours["image_shape"], "image_shape") == meta.image_shape else None
 
@@ -215,6 +218,8 @@ def check_meta(sample: Mapping[str, Any], geometries: Sequence[ImageGeometry]) -
     check_count(metas, len(geometries), "meta_data entries")
     for i, (meta, geometry) in enumerate(zip(metas, geometries, strict=True)):
         ours = geometry.to_meta_data()
+        if not isinstance(ours, Mapping):
+            continue  # an image of several views: only its original_shape is compared (as a size)
         ih, iw = _pair(ours["padded_shape"], "padded_shape")
         sh, sw = (1.0, 1.0) if meta.padded_shape is None else (ih / meta.padded_shape[0], iw / meta.padded_shape[1])
         checks: list[tuple[str, str, list[float], list[float], str]] = []
