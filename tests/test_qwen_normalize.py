@@ -479,3 +479,13 @@ def test_flat_image_cannot_tell_a_transposed_size(qwen25: tuple[QwenAdapter, Any
     assert derived.inputs["image_grid_thw"].tolist() == [[1, 46, 30]]
     with pytest.raises(ImageSizeError, match="declared image sizes"):
         adapter.normalize({**pil_order, "image": flat})
+
+
+def test_raw_image_beyond_the_aspect_limit_is_a_typed_error(family: QwenAdapter) -> None:
+    """The stock processor raises a bare ValueError on it; the spec's ImageShapeError comes first."""
+    _, ids = _unexpanded(family, 1)
+    thin = np.zeros((3, 1000, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="aspect ratio"):
+        family.processor.image_processor(images=[thin], return_tensors="pt")
+    with pytest.raises(ImageShapeError, match="aspect ratio"):
+        family.normalize({"input_ids": ids, "image": thin})

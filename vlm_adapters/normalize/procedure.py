@@ -58,8 +58,10 @@ def normalize_sample(adapter: BackboneAdapter, sample: Mapping[str, Any]) -> Vis
         return _text_only(adapter, tokens)
     if tokens is None:
         raise _no_ids(sample)
-    from_raw = adapter.process_images(raw) if raw else None
     raw_sizes = [(im.height, im.width) for im in raw] if raw else None
+    for size in raw_sizes or []:
+        adapter.spec.geometry(size)  # the spec's typed refusal (e.g. an aspect ratio the backbone cannot take)
+    from_raw = adapter.process_images(raw) if raw else None
     sizes, known = sample_sizes(sample, raw_sizes, adapter.spec)
     resolved = adapter.resolve_images(SampleImages(sample, tokens.primary, processed, raw, from_raw, sizes))
     geometries = resolved.geometries
