@@ -214,7 +214,7 @@ class TiledLlavaAdapter(BackboneAdapter):
             return None, []
         views = 1 + spec.tile_grid[0] * spec.tile_grid[1]
         want = f"float [images * {views}, 3, {spec.view_size}, {spec.view_size}] (global view, then tiles)"
-        pixels = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+        pixels = _tensor(value, "pixel_values", want)
         if not pixels.is_floating_point() or tuple(pixels.shape[1:]) != (3, spec.view_size, spec.view_size):
             raise ImageShapeError(
                 "pixel_values are not this backbone's views",
@@ -250,9 +250,27 @@ def _pair(values: Any) -> tuple[int, int]:
     return rows, cols
 
 
+def _tensor(value: Any, key: str, expected: str) -> torch.Tensor:
+    """``value`` as a tensor; anything numpy cannot make a numeric array of is refused."""
+    if isinstance(value, torch.Tensor):
+        return value
+    try:
+        array = np.asarray(value)
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"dtype {array.dtype}")
+        return torch.as_tensor(array)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise VisionInputError(
+            f"{key} is not numeric",
+            found=f"{type(value).__name__} ({exc})",
+            expected=expected,
+            fix=f"pass {key} as a tensor",
+        ) from None
+
+
 def _sequence(value: Any, key: str) -> torch.Tensor:
     """A 1-D long tensor from a 1-D or ``[1, S]`` integer sequence."""
-    seq = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+    seq = _tensor(value, key, "integers, [S] or [1, S]")
     seq = seq[0] if seq.ndim == 2 and seq.shape[0] == 1 else seq
     if seq.ndim != 1 or seq.is_floating_point() or seq.dtype == torch.bool:
         raise VisionInputError(
