@@ -63,11 +63,11 @@ def test_built_in_plugins_load_through_entry_points() -> None:
 def test_allow_list_restricts_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VLM_ADAPTERS_PLUGINS", "deepseek")
     registry = Registry()
-    assert [p.name for p in registry.plugins()] == ["deepseek"]
+    assert [p.name for p in registry.plugins()] == ["core", "deepseek"]  # the core's kinds always load
     with pytest.raises(AdapterNotFoundError, match="qwen2_vl"):
         registry.get("qwen2_vl")
     monkeypatch.setenv("VLM_ADAPTERS_PLUGINS", "")
-    assert Registry().plugins() == []
+    assert [p.name for p in Registry().plugins()] == ["core"]
 
 
 def test_hook_register_adapters() -> None:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from vlm_adapters import DynamicSpec, FixedSpec, ImageShapeError, VisionInputError, spec_from_json
+from vlm_adapters import DynamicSpec, FixedSpec, ImageShapeError, SpecError, VisionInputError, spec_from_json
 from vlm_adapters.spec import spec_from_dict, spec_json_schema
 
 QWEN_LIKE = {"image_token_id": 7, "patch_size": 14, "merge_size": 2, "temporal_patch_size": 2}
@@ -71,7 +71,7 @@ def test_impossible_fixed_specs_are_refused(bad: dict[str, object]) -> None:
 
 
 def test_unknown_kind_is_refused() -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(SpecError, match="no spec kind 'tiled'"):
         spec_from_dict({"kind": "tiled", "image_token_id": 1})
 
 

@@ -12,8 +12,9 @@ import copy
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from functools import cached_property
+from itertools import pairwise
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -32,9 +33,9 @@ from .batch import VisionBatch
 from .errors import TokenCountError, VisionInputError
 from .geometry import ImageGeometry
 from .images import RawImage, image_size, is_raw_image, to_pil
-from .spec import DynamicSpec, FixedSpec
+from .spec import SpecBase
 
-Spec = FixedSpec | DynamicSpec
+Spec = SpecBase
 
 
 class BackboneAdapter(ABC):
@@ -46,11 +47,11 @@ class BackboneAdapter(ABC):
     """
 
     name: ClassVar[str]
-    """Registry name, e.g. ``"qwen2_vl"``."""
+    """Registry name, usually the ``model_type`` it serves."""
     model_types: ClassVar[tuple[str, ...]]
     """transformers ``config.model_type`` values this adapter serves."""
-    spec_kind: ClassVar[Literal["fixed", "dynamic"]]
-    """Which kind of :class:`VisionInputSpec` this adapter's ``spec`` is."""
+    spec_kind: ClassVar[str]
+    """Which registered kind of :class:`VisionInputSpec` this adapter's ``spec`` is."""
     description: ClassVar[str] = ""
     sequence_keys: ClassVar[frozenset[str]] = frozenset(
         {"input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids", "labels"}
@@ -251,53 +252,105 @@ class BackboneAdapter(ABC):
     def image_positions(
         self, input_ids: torch.Tensor, geometries: Sequence[ImageGeometry], sample: int = 0
     ) -> list[torch.Tensor]:
-        """Positions of each image's tokens in a 1-D ``input_ids``, in sequence order."""
+        """Positions of each image's tokens in a 1-D ``input_ids``, in sequence order.
+
+        Image ``i`` owns the next ``geometries[i].num_image_tokens`` tokens with the image token
+        id, and they must form exactly its runs (``geometry.run_lengths``): one contiguous run for
+        most layouts, several with text between them for crops and sub-images. Adjacent images may
+        share a run, since some prompt formats put nothing between them.
+        """
         found = (input_ids == self.spec.image_token_id).nonzero().flatten()
         counts = [g.num_image_tokens for g in geometries]
         if found.numel() != sum(counts):
             raise TokenCountError(
                 f"sample {sample}: image-token count does not match the images",
                 found=f"{found.numel()} tokens of id {self.spec.image_token_id}",
-                expected=f"{sum(counts)} ({' + '.join(map(str, counts)) or '0'} for {len(counts)} image(s))",
+                expected=f"{sum(counts)} ({describe_counts(geometries)})",
                 fix="expand each image placeholder with the stock processor, or re-tokenize the prompt "
                 "with adapter.prepare()",
             )
-        runs = list(found.split(counts)) if counts else []
-        for i, run in enumerate(runs):
-            if run.numel() and int(run[-1] - run[0]) + 1 != run.numel():
+        spans = list(found.split(counts)) if counts else []
+        for i, (span, geometry) in enumerate(zip(spans, geometries, strict=True)):
+            runs = contiguous_runs(span)
+            if runs != geometry.run_lengths:
                 raise TokenCountError(
-                    f"sample {sample}: image {i}'s tokens are not one contiguous run",
-                    found=f"{run.numel()} tokens spread over positions {int(run[0])}..{int(run[-1])}",
-                    expected=f"{counts[i]} consecutive image tokens per image, images in order",
-                    fix="expand each placeholder in place with the stock processor; do not insert text "
+                    f"sample {sample}: image {i}'s tokens are not laid out as its views need",
+                    found=f"runs of {runs} tokens over positions {int(span[0])}..{int(span[-1])}",
+                    expected=f"runs of {geometry.run_lengths} ({describe_counts([geometry])}), images in order",
+                    fix="expand each placeholder in place with the stock processor; do not insert or drop text "
                     "inside an image's tokens",
                 )
-        return runs
+        return spans
 
-    def tokens_to_grid(self, x: torch.Tensor, geometry: ImageGeometry, dim: int = -1) -> torch.Tensor:
-        """Move the image-token axis ``dim`` of ``x`` to the end as ``[..., rows, cols]``.
+    def tokens_to_views(self, x: torch.Tensor, geometry: ImageGeometry, dim: int = -1) -> list[torch.Tensor]:
+        """Split the image-token axis ``dim`` of ``x`` into one ``[..., rows, cols]`` per view.
 
-        Works for any per-token tensor (attention columns, hidden states). Images with a
-        temporal axis (``temporal > 1``) give ``[..., t, rows, cols]``.
+        Works for any per-token tensor (attention columns, hidden states). Row separators (e.g. a
+        newline token per row) are dropped; views with a temporal axis give ``[..., t, rows, cols]``.
         """
-        rows, cols = geometry.token_grid
         if x.shape[dim] != geometry.num_image_tokens:
             raise TokenCountError(
                 "tensor axis is not this image's tokens",
                 found=f"axis {dim} of size {x.shape[dim]}",
-                expected=f"{geometry.num_image_tokens} image tokens",
+                expected=f"{geometry.num_image_tokens} image tokens ({describe_counts([geometry])})",
                 fix="slice the axis with batch.image_token_positions for this image first",
             )
         x = x.movedim(dim, -1)
-        if geometry.temporal == 1:
-            return rearrange(x, "... (r c) -> ... r c", r=rows, c=cols)
-        return rearrange(x, "... (t r c) -> ... t r c", t=geometry.temporal, r=rows, c=cols)
+        out = []
+        for view in geometry.views:
+            rows, cols = view.token_grid
+            part = x[..., view.offset : view.end]
+            part = rearrange(part, "... (t r c) -> ... t r c", t=view.temporal, r=rows, c=cols + view.row_separators)
+            part = part[..., :cols]
+            out.append(part[..., 0, :, :] if view.temporal == 1 else part)
+        return out
+
+    def tokens_to_grid(self, x: torch.Tensor, geometry: ImageGeometry, dim: int = -1) -> torch.Tensor:
+        """Move the image-token axis ``dim`` of ``x`` to the end as ``[..., rows, cols]``.
+
+        For single-view images (a multi-view image raises :class:`~vlm_adapters.geometry.ViewError`:
+        use :meth:`tokens_to_views`). Images with a temporal axis give ``[..., t, rows, cols]``.
+        """
+        geometry.view  # noqa: B018  (the typed error for multi-view images)
+        return self.tokens_to_views(x, geometry, dim)[0]
+
+    def views_to_tokens(self, maps: Sequence[torch.Tensor], geometry: ImageGeometry) -> torch.Tensor:
+        """Inverse of :meth:`tokens_to_views` (``dim=-1``); row separators and gaps are filled with 0."""
+        lead = maps[0].shape[:-3] if geometry.views[0].temporal > 1 else maps[0].shape[:-2]
+        out = maps[0].new_zeros(*lead, geometry.num_image_tokens)
+        for view, m in zip(geometry.views, maps, strict=True):
+            m = m if view.temporal > 1 else m.unsqueeze(-3)
+            m = torch.nn.functional.pad(m, (0, view.row_separators))
+            out[..., view.offset : view.end] = rearrange(m, "... t r c -> ... (t r c)")
+        return out
 
     def grid_to_tokens(self, maps: torch.Tensor, geometry: ImageGeometry) -> torch.Tensor:
         """Inverse of :meth:`tokens_to_grid` (with ``dim=-1``)."""
-        if geometry.temporal == 1:
-            return rearrange(maps, "... r c -> ... (r c)")
-        return rearrange(maps, "... t r c -> ... (t r c)")
+        return self.views_to_tokens([maps], geometry)
+
+
+def contiguous_runs(positions: torch.Tensor) -> list[int]:
+    """Lengths of the maximal runs of consecutive values in sorted 1-D ``positions``."""
+    if positions.numel() == 0:
+        return []
+    breaks = (torch.diff(positions) != 1).nonzero().flatten() + 1
+    edges = [0, *breaks.tolist(), positions.numel()]
+    return [b - a for a, b in pairwise(edges)]
+
+
+def describe_counts(geometries: Sequence[ImageGeometry]) -> str:
+    """``"576 for 1 image"`` or, per view, ``"image 0: base 576 + high_res 1900 (+ 44 separators)"``."""
+    if not geometries:
+        return "0 for 0 images"
+    if all(g.is_single_view for g in geometries):
+        counts = [g.num_image_tokens for g in geometries]
+        return f"{' + '.join(map(str, counts))} for {len(counts)} image(s)"
+    parts = []
+    for i, g in enumerate(geometries):
+        views = " + ".join(f"{v.name} {v.num_tokens}" for v in g.views)
+        gaps = g.num_image_tokens - sum(v.num_tokens for v in g.views)
+        parts.append(f"image {i}: {views}" + (f" (+ {gaps} separators)" if gaps else ""))
+    return "; ".join(parts)
 
 
 def concat_batches(

@@ -529,8 +529,8 @@ def capture_attention(
     Runs under ``torch.no_grad()`` (frozen-model inference) with ``use_cache=False`` unless given:
     a KV cache is useless for a single forward and would hold ``layers * seq * dim`` for nothing.
 
-    ``logits_to_keep``: the image-text-to-text models of transformers 5.24 (Qwen2-VL,
-    Qwen2.5-VL, DeepSeek-VL, ...) and the causal LMs accept it; ``1`` (the default) projects only
+    ``logits_to_keep``: the image-text-to-text models of transformers 5.24 and the causal LMs
+    accept it; ``1`` (the default) projects only
     the last position onto the vocabulary, which is the cheap choice when the logits are not the
     point (full logits are ``batch * seq * vocab`` floats, about 0.6 GB for seq 1000 and a 152k
     vocabulary in fp32). Pass ``0`` for all positions, or ``None`` to leave the model's default.

@@ -14,6 +14,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from .adapter import BackboneAdapter
+    from .spec import SpecBase
 
 PROJECT = "vlm_adapters"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -46,3 +47,9 @@ def resolve_adapter(config: Any) -> str | None:
     Return an adapter name, or ``None`` to let other plugins (and then the ``model_type``
     table) answer. The first non-``None`` answer wins.
     """
+
+
+@hookspec
+def register_spec_kinds(register: Callable[[type[SpecBase]], None]) -> None:
+    """Register spec kinds: call ``register(SpecClass)`` once per :class:`~vlm_adapters.spec.SpecBase`
+    subclass. Its ``kind`` field default is the name ``spec_from_json`` and the CLI know it by."""

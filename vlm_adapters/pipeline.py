@@ -20,7 +20,7 @@ from .adapter import BackboneAdapter
 from .batch import VisionBatch
 from .capture import CaptureRequest, capture_attention
 from .errors import VisionInputError
-from .geometry import ImageGeometry
+from .geometry import ImageGeometry, Size
 from .images import RawImage
 from .registry import adapter_for, get_adapter
 
@@ -34,13 +34,17 @@ LOSS_ONLY_KEYS = frozenset({"labels"})
 class FrozenOutput:
     """What one sample's forward gives the grounding head.
 
-    * ``attention[i]``: image ``i``'s maps, fp32 ``[layers, heads, queries, rows, cols]``.
+    * ``view_attention[i][v]``: view ``v`` of image ``i``, fp32 ``[layers, heads, queries, rows, cols]``
+      (row separators such as newline tokens dropped; they stay in ``image_attention``).
+    * ``image_attention[i]``: every image token of image ``i``, ``[layers, heads, queries, tokens]``
+      in sequence order, separators included.
+    * ``attention[i]``: the single view of image ``i`` (single-view images only).
     * ``hidden_states``: ``[layers + 1, queries, dim]`` (index 0 = decoder input), model dtype.
     * ``query_positions`` / ``query_token_ids``: which token each query row is.
     * ``mask_ids``: object index per query (-1 = ungrounded), when the batch carried them.
     """
 
-    attention: list[torch.Tensor]
+    view_attention: list[list[torch.Tensor]]
     hidden_states: torch.Tensor | None
     query_positions: torch.Tensor
     query_token_ids: torch.Tensor
@@ -49,23 +53,55 @@ class FrozenOutput:
     mask_ids: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    image_attention: list[torch.Tensor] = field(default_factory=list)
 
     @property
     def num_queries(self) -> int:
         return int(self.query_positions.numel())
 
+    @property
+    def attention(self) -> list[torch.Tensor]:
+        """Per image, its one view's maps ``[layers, heads, queries, rows, cols]``; a
+        :class:`ViewError` if an image has several views (use ``view_attention``)."""
+        for geometry in self.geometries:
+            geometry.view  # noqa: B018  (the typed error for multi-view images)
+        return [views[0] for views in self.view_attention]
+
     def phrase_maps(
-        self, object_ids: torch.Tensor | None = None, reduce: Reduce = "mean", image: int = 0
+        self,
+        object_ids: torch.Tensor | None = None,
+        reduce: Reduce = "mean",
+        image: int = 0,
+        view: int | None = None,
     ) -> torch.Tensor:
         """Mask-head input ``[K, layers*heads, rows, cols]``: query rows of object ``k`` reduced.
 
         ``object_ids`` (per query, -1 = none) defaults to the batch's ``mask_ids``. Objects are
-        ``0..K-1`` with ``K = max id + 1``; an object with no token gives an all-zero map.
+        ``0..K-1`` with ``K = max id + 1``; an object with no token gives an all-zero map. ``view``
+        picks the view of a multi-view image (see :meth:`phrase_maps_per_view` and
+        :meth:`fused_phrase_maps`).
         """
+        index = self._view_index(image, view)
+        return self._pool(self.view_attention[image][index], self._object_ids(object_ids), reduce)
+
+    def phrase_maps_per_view(
+        self, object_ids: torch.Tensor | None = None, reduce: Reduce = "mean", image: int = 0
+    ) -> list[torch.Tensor]:
+        """:meth:`phrase_maps` of every view of ``image``, in view order."""
+        self._image_index(image)
         ids = self._object_ids(object_ids)
-        maps = self.attention[image]  # [L, H, Q, r, c]
-        flat = maps.flatten(0, 1).transpose(0, 1)  # [Q, L*H, r, c]
-        return torch.stack([_reduce(flat[ids == k], reduce, flat.shape[1:]) for k in range(int(ids.max()) + 1)])
+        return [self._pool(maps, ids, reduce) for maps in self.view_attention[image]]
+
+    def fused_phrase_maps(
+        self,
+        object_ids: torch.Tensor | None = None,
+        reduce: Reduce = "mean",
+        image: int = 0,
+        size: Size | None = None,
+    ) -> torch.Tensor:
+        """``[K, layers*heads, H, W]`` on the original image (or at ``size``): the views' phrase maps
+        fused by their boxes (see :meth:`ImageGeometry.to_image`)."""
+        return self.to_image(self.phrase_maps_per_view(object_ids, reduce, image), image=image, size=size)
 
     def phrase_hidden_states(
         self, object_ids: torch.Tensor | None = None, layers: Sequence[int] | None = None
@@ -76,15 +112,69 @@ class FrozenOutput:
         F-LMM head mixes the last few with learned weights, which stays the caller's job.
         """
         if self.hidden_states is None:
-            raise ValueError("this forward ran with hidden_states=False")
+            raise VisionInputError(
+                "this forward kept no hidden states",
+                found="hidden_states=None",
+                expected="a forward run with hidden_states=True",
+                fix="call FrozenLMM(batch, hidden_states=True)",
+            )
         ids = self._object_ids(object_ids)
-        chosen = list(layers) if layers is not None else list(range(1, self.hidden_states.shape[0]))
+        count = self.hidden_states.shape[0]
+        chosen = list(layers) if layers is not None else list(range(1, count))
+        bad = [v for v in chosen if not isinstance(v, int) or isinstance(v, bool) or not -count <= v < count]
+        if bad:
+            raise VisionInputError(
+                "hidden-state layers out of range",
+                found=bad,
+                expected=f"ints in {-count}..{count - 1} (0 = decoder input)",
+                fix="pick layers that exist",
+            )
         hs = self.hidden_states[chosen]
         return [hs[:, ids == k] for k in range(int(ids.max()) + 1)]
 
-    def to_image(self, maps: torch.Tensor, image: int = 0) -> torch.Tensor:
-        """Map ``[..., rows, cols]`` maps of image ``image`` onto its original pixels."""
-        return self.geometries[image].to_image(maps)
+    def to_image(
+        self, maps: torch.Tensor | Sequence[torch.Tensor], image: int = 0, size: Size | None = None
+    ) -> torch.Tensor:
+        """Maps of image ``image`` onto its original pixels (or ``size``): a ``[..., rows, cols]``
+        map of a single-view image, or one map per view, fused."""
+        self._image_index(image)
+        per_view = maps if isinstance(maps, torch.Tensor) else list(maps)
+        return self.geometries[image].to_image(per_view, size=size)
+
+    @staticmethod
+    def _pool(maps: torch.Tensor, ids: torch.Tensor, reduce: Reduce) -> torch.Tensor:
+        if reduce not in ("mean", "max"):
+            raise VisionInputError(
+                "unknown reduce mode", found=repr(reduce), expected="'mean' or 'max'", fix="pass reduce='mean' or 'max'"
+            )
+        flat = maps.flatten(0, 1).transpose(0, 1)  # [Q, L*H, r, c]
+        return torch.stack([_reduce(flat[ids == k], reduce, flat.shape[1:]) for k in range(int(ids.max()) + 1)])
+
+    def _image_index(self, image: int) -> int:
+        n = len(self.geometries)
+        if not isinstance(image, int) or isinstance(image, bool) or not 0 <= image < n:
+            raise VisionInputError(
+                "no such image in this sample",
+                found=repr(image),
+                expected=f"an image index in 0..{n - 1}" if n else "no image index (the sample has no image)",
+                fix="pass image=i for the i-th image of the sample",
+            )
+        return image
+
+    def _view_index(self, image: int, view: int | None) -> int:
+        geometry = self.geometries[self._image_index(image)]
+        if view is None:
+            geometry.view  # noqa: B018  (the typed error for multi-view images)
+            return 0
+        n = geometry.num_views
+        if not isinstance(view, int) or isinstance(view, bool) or not 0 <= view < n:
+            raise VisionInputError(
+                "no such view in this image",
+                found=repr(view),
+                expected=f"a view index in 0..{n - 1} ({[v.name for v in geometry.views]})",
+                fix="pass view=v, or use phrase_maps_per_view / fused_phrase_maps",
+            )
+        return view
 
     def _object_ids(self, object_ids: torch.Tensor | None) -> torch.Tensor:
         ids = object_ids if object_ids is not None else self.mask_ids
@@ -95,7 +185,7 @@ class FrozenOutput:
                 expected=f"{self.num_queries} ids (one per query, -1 for ungrounded words)",
                 fix="pass object_ids=, or give normalize() a sample with mask_ids",
             )
-        ids = ids.to(self.query_positions.device)
+        ids = torch.as_tensor(ids).to(self.query_positions.device)
         if ids.shape != self.query_positions.shape:
             raise VisionInputError(
                 "object ids do not line up with the query tokens",
@@ -247,16 +337,18 @@ class FrozenLMM:
         results = []
         for b in range(batch.batch_size):
             nq = q_list[b].numel()
-            per_image = []
+            per_image, per_view = [], []
             offset = 0
             for g in batch.geometries[b]:
                 cols = attention[b, :, :, :nq, offset : offset + g.num_image_tokens]
-                per_image.append(self.adapter.tokens_to_grid(cols, g, dim=-1))
+                per_image.append(cols)
+                per_view.append(self.adapter.tokens_to_views(cols, g, dim=-1))
                 offset += g.num_image_tokens
             mask_ids = batch.mask_ids[b][q_list[b]] if batch.mask_ids is not None else None
             results.append(
                 FrozenOutput(
-                    attention=per_image,
+                    view_attention=per_view,
+                    image_attention=per_image,
                     hidden_states=hidden[b, :, :nq] if hidden is not None else None,
                     query_positions=q_list[b],
                     query_token_ids=batch.input_ids[b][q_list[b]],

@@ -1,7 +1,8 @@
 """The adapter registry: pluggy hooks fed by entry points in the ``vlm_adapters`` group.
 
-Built-in adapters are ordinary plugins (``adapters_qwen``, ``adapters_deepseek``) found
-through the same entry points as third-party ones. Entry points load once, lazily. The
+Built-in adapters are ordinary plugins found through the same entry points as third-party
+ones, and the core's own spec kinds are registered through the same hook by a default plugin
+(``vlm_adapters.builtin_kinds``) that is always loaded. Entry points load once, lazily. The
 environment variable ``VLM_ADAPTERS_PLUGINS`` (comma-separated entry-point names) restricts
 which plugins load; ``VLM_ADAPTERS_PLUGINS=""`` (empty) loads none, for tests that register
 their own.
@@ -26,6 +27,7 @@ import pluggy
 from . import hookspecs
 from .adapter import BackboneAdapter
 from .errors import AdapterNotFoundError, PluginLoadError
+from .spec import SpecBase
 
 ENTRY_POINT_GROUP = "vlm_adapters"
 ALLOW_LIST_ENV = "VLM_ADAPTERS_PLUGINS"
@@ -41,6 +43,7 @@ class PluginInfo:
     status: str  # "loaded" or "failed"
     error: str | None = None
     adapters: tuple[str, ...] = ()
+    spec_kinds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ class Registry:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self._adapters: dict[str, AdapterInfo] = {}
+        self._kinds: dict[str, type[SpecBase]] = {}
         self._plugins: dict[str, PluginInfo] = {}
         self._load_entry_points = load_entry_points
         self._loaded = False
@@ -88,6 +92,9 @@ class Registry:
         if self._loaded:
             return
         self._loaded = True
+        from . import builtin_kinds  # the core's own kinds, through the same hook as any plugin
+
+        self.register_plugin(builtin_kinds, name="core", distribution="vlm-adapters", version=_own_version())
         if self._load_entry_points:
             found = list(entry_points(group=ENTRY_POINT_GROUP))
             for ep in _allowed(found):
@@ -119,6 +126,7 @@ class Registry:
         """
         name = name or getattr(plugin, "__name__", None) or repr(plugin)
         added: list[type[BackboneAdapter]] = []
+        kinds: list[type[SpecBase]] = []
         registered_here = False
         try:
             if self.pm.is_registered(plugin) or self.pm.has_plugin(name):
@@ -126,6 +134,10 @@ class Registry:
             self.pm.register(plugin, name=name)
             registered_here = True
             self.pm.check_pending()
+            for impl in self.pm.hook.register_spec_kinds.get_hookimpls():
+                if impl.plugin is plugin:
+                    impl.function(register=kinds.append)
+            kind_names = self._check_kinds(kinds)
             for impl in self.pm.hook.register_adapters.get_hookimpls():
                 if impl.plugin is plugin:
                     impl.function(register=added.append)
@@ -143,11 +155,35 @@ class Registry:
             return info
         for row in rows:
             self._adapters[row.name] = row
-        info = PluginInfo(name, distribution, version, "loaded", adapters=tuple(r.name for r in rows))
+        self._kinds.update(zip(kind_names, kinds, strict=True))
+        info = PluginInfo(
+            name, distribution, version, "loaded", adapters=tuple(r.name for r in rows), spec_kinds=tuple(kind_names)
+        )
         self._plugins[name] = info
         return info
 
+    def _check_kinds(self, kinds: list[type[SpecBase]]) -> list[str]:
+        """Names of the spec classes a plugin registers; refuses non-specs and taken names."""
+        names = []
+        for cls in kinds:
+            if not (isinstance(cls, type) and issubclass(cls, SpecBase)):
+                raise TypeError(f"register_spec_kinds takes SpecBase subclasses, got {cls!r}")
+            field = cls.model_fields.get("kind")
+            kind = field.default if field is not None else None
+            if not isinstance(kind, str) or not kind:
+                raise TypeError(f"{cls.__name__} has no default `kind` (declare kind: Literal['name'] = 'name')")
+            owner = self._kinds.get(kind)
+            if (owner is not None and owner is not cls) or kind in names:
+                raise ValueError(f"spec kind {kind!r} is already registered (by {owner or cls})")
+            names.append(kind)
+        return names
+
     # --- queries -------------------------------------------------------------------------
+    def spec_kinds(self) -> dict[str, type[SpecBase]]:
+        """Every registered spec kind: name -> class."""
+        self._ensure_loaded()
+        return dict(self._kinds)
+
     def plugins(self) -> list[PluginInfo]:
         self._ensure_loaded()
         return list(self._plugins.values())
@@ -224,8 +260,8 @@ def _adapter_info(cls: object, plugin: str, distribution: str, version: str) -> 
         raise TypeError(f"{cls.__name__} has no `name` (a non-empty str)")
     if not isinstance(model_types, tuple) or not all(isinstance(t, str) for t in model_types):
         raise TypeError(f"{cls.__name__}.model_types must be a tuple of str, got {model_types!r}")
-    if kind not in ("fixed", "dynamic"):
-        raise TypeError(f"{cls.__name__}.spec_kind must be 'fixed' or 'dynamic', got {kind!r}")
+    if not isinstance(kind, str) or not kind:
+        raise TypeError(f"{cls.__name__}.spec_kind must name a registered spec kind, got {kind!r}")
     return AdapterInfo(
         name=name,
         model_types=model_types,
@@ -237,6 +273,12 @@ def _adapter_info(cls: object, plugin: str, distribution: str, version: str) -> 
         description=cls.description,
         cls=cls,
     )
+
+
+def _own_version() -> str:
+    from . import __version__
+
+    return __version__
 
 
 _default: Registry | None = None

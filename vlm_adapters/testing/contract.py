@@ -8,10 +8,12 @@ class TestMyAdapter(AdapterContract):
 ```
 
 Each ``test_*`` method is one promise every adapter keeps, checked against the stock
-processor and the stock model (the tiny random-weight one from ``tiny_config``): the spec
-agrees with the processor on many image sizes, ``normalize`` reproduces ``prepare``, bad
-inputs raise ``VisionInputError``, a batch equals its samples, and ``prepare`` gives the same
-logits as the stock processor path.
+processor and the stock model (the tiny random-weight one from ``tiny_config``): the geometry
+agrees with the processor on many image sizes (token counts, runs, wrapper tokens; plus
+whatever a family adds in :meth:`AdapterContract.check_stock_geometry`), ``normalize``
+reproduces ``prepare``, bad inputs raise ``VisionInputError``, a batch equals its samples,
+``prepare`` gives the same logits as the stock processor path, and captured attention equals
+eager attention on every view. Nothing here depends on the spec kind or the view layout.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ from typing import Any, ClassVar
 import pytest
 import torch
 
-from ..adapter import BackboneAdapter
+from ..adapter import BackboneAdapter, contiguous_runs
 from ..batch import VisionBatch
 from ..errors import VisionInputError
+from ..geometry import ImageGeometry
 from ..registry import get_adapter
-from ..spec import DynamicSpec, FixedSpec
 from .images import random_sizes, smooth_image, solid_image
 
 
@@ -61,7 +63,9 @@ class AdapterContract:
     adapter_name: ClassVar[str]
     variant: ClassVar[str | None] = None
     spec_size_count: ClassVar[int] = 60
-    """Image sizes checked against the stock processor (more in each family's own tests)."""
+    """Image sizes run through the full stock processor (more in each family's own tests)."""
+    count_size_count: ClassVar[int] = 300
+    """Image sizes whose token count is compared with the processor's own count function."""
     model_sizes: ClassVar[tuple[tuple[int, int], ...]] = ((427, 640), (300, 200))
     """Image sizes run through the tiny model."""
     prompt_text: ClassVar[str] = "describe the red cat on the left"
@@ -101,46 +105,90 @@ class AdapterContract:
 
         assert spec_from_json(adapter.spec.model_dump_json()) == adapter.spec
 
-    def test_spec_matches_stock_processor(self, adapter: BackboneAdapter) -> None:
-        """Token count, input size and content placement agree with the stock processor."""
-        spec = adapter.spec
+    def test_token_count_matches_stock_count(self, adapter: BackboneAdapter) -> None:
+        """The processor's own multimodal token count agrees with the geometry on many sizes.
+
+        Processors differ in what they count (the image-token ids alone, or the wrappers too), so
+        either of the geometry's counts is accepted; sizes the spec refuses the processor refuses too.
+        A processor without a count function is counted on its output instead (fewer sizes).
+        """
+        count_fn = getattr(adapter.processor, "_get_num_multimodal_tokens", None)
+        sizes = random_sizes(self.count_size_count if count_fn else self.spec_size_count, seed=2, low=4, high=4000)
+
+        def stock_count(h: int, w: int) -> int:
+            if count_fn is not None:
+                return int(count_fn(image_sizes=[(h, w)]).num_image_tokens[0])
+            out = adapter.processor(images=[solid_image(h, w)], text=[adapter.image_placeholder], return_tensors="pt")
+            return int((out["input_ids"] == adapter.spec.image_token_id).sum())
+
+        for h, w in sizes:
+            try:
+                geometry = adapter.spec.geometry((h, w))
+            except VisionInputError:
+                with pytest.raises(Exception):  # noqa: B017  (any refusal: processors raise plain errors)
+                    stock_count(h, w)
+                continue
+            stock = stock_count(h, w)
+            assert stock in (geometry.num_image_tokens, geometry.num_prompt_tokens), (
+                f"{(h, w)}: processor counts {stock}, geometry {geometry.num_image_tokens} image tokens "
+                f"({geometry.num_prompt_tokens} with wrappers)"
+            )
+
+    def test_layout_matches_stock_processor(self, adapter: BackboneAdapter) -> None:
+        """On many sizes, the stock processor's expanded prompt has exactly the geometry's image
+        tokens, in its runs, plus its wrapper tokens; then the plugin's own checks
+        (:meth:`check_stock_geometry`) and, for padded single views, where the content lands."""
+        placeholder = adapter.image_placeholder
+        tokenizer = adapter.processor.tokenizer
+        plain = len(tokenizer(placeholder, add_special_tokens=False)["input_ids"])
         for i, (h, w) in enumerate(random_sizes(self.spec_size_count, seed=1, low=4, high=1200)):
             h, w = max(h, 2), max(w, 2)
-            if isinstance(spec, DynamicSpec) and max(h, w) / min(h, w) > spec.max_aspect_ratio:
+            try:
+                geometry = adapter.spec.geometry((h, w))
+            except VisionInputError:
                 continue
-            geometry = spec.geometry((h, w))
-            image = solid_image(h, w) if isinstance(spec, FixedSpec) else smooth_image(h, w, seed=i)
-            out = adapter.processor(images=[image], text=[adapter.image_placeholder], return_tensors="pt")
-            count = int((out["input_ids"] == spec.image_token_id).sum())
-            assert count == geometry.num_image_tokens, f"{(h, w)}: processor gave {count} image tokens"
-            if isinstance(spec, DynamicSpec):
-                assert out["image_grid_thw"][0].tolist() == list(spec.grid_thw((h, w))), (h, w)
-            else:
-                self._check_fixed_content(spec, geometry, out["pixel_values"])
+            out = adapter.processor(images=[smooth_image(h, w, seed=i)], text=[placeholder], return_tensors="pt")
+            ids = out["input_ids"][0]
+            base = len(tokenizer(placeholder)["input_ids"])
+            positions = (ids == adapter.spec.image_token_id).nonzero().flatten()
+            assert positions.numel() == geometry.num_image_tokens, f"{(h, w)}: processor gave {positions.numel()}"
+            assert contiguous_runs(positions) == geometry.run_lengths, (h, w)
+            assert ids.numel() - base == geometry.num_prompt_tokens - plain, (
+                f"{(h, w)}: the processor added {ids.numel() - base + plain} tokens for the image, "
+                f"the geometry says {geometry.num_prompt_tokens}"
+            )
+            self.check_stock_geometry(adapter, (h, w), geometry)
+            if geometry.is_single_view and i % 2 == 0:
+                self._check_content(adapter, geometry)
+
+    def check_stock_geometry(self, adapter: BackboneAdapter, size: tuple[int, int], geometry: ImageGeometry) -> None:
+        """Override to compare what only this family's processor says (grids, tile counts) with
+        ``geometry`` for an image of ``size``; called for every size of the layout check."""
 
     @staticmethod
-    def _check_fixed_content(spec: FixedSpec, geometry: Any, pixels: torch.Tensor) -> None:
-        """White content sits exactly inside the spec's padding.
+    def _check_content(adapter: BackboneAdapter, geometry: ImageGeometry) -> None:
+        """A white image's content sits exactly inside the geometry's padding on the processor's
+        output, where that output is an image of the view's input size (not a patch matrix).
 
-        The margin is 1 input pixel for resampling, wider where padding happens before an
-        upscale (``pad_then_resize``): the content edge is then blurred over about twice the
-        upscale factor.
+        The margin is 1 input pixel for resampling, wider where a small image is upscaled (padding
+        before an upscale blurs the content edge over about twice the upscale factor).
         """
-        pixels = pixels.reshape(-1, *pixels.shape[-3:])[0].float()
-        assert tuple(pixels.shape[-2:]) == spec.image_size
-        mean = torch.tensor(spec.image_mean).view(3, 1, 1)
-        std = torch.tensor(spec.image_std).view(3, 1, 1)
-        raw = pixels * std + mean  # back to [0, 1]
+        h, w = geometry.original_size
+        out = adapter.processor.image_processor(images=[solid_image(h, w)], return_tensors="pt")
+        pixels = out["pixel_values"]
+        ih, iw = geometry.input_size
+        if pixels.ndim < 3 or tuple(pixels.shape[-2:]) != (ih, iw) or geometry.padding.is_zero:
+            return
+        spec = adapter.spec
+        raw = pixels.reshape(-1, *pixels.shape[-3:])[0].float()
+        raw = raw * torch.tensor(spec.image_std).view(3, 1, 1) + torch.tensor(spec.image_mean).view(3, 1, 1)
         bright = raw.mean(0) > 0.9
         p = geometry.padding
-        ih, iw = spec.image_size
-        m = 1
-        if spec.resize_mode == "pad_then_resize":
-            m = max(1, math.ceil(2 * ih / max(geometry.original_size)))
+        m = max(1, math.ceil(2 * max(geometry.content_height / h, geometry.content_width / w)))
         t, b = int(p.top), ih - int(p.bottom)
         left, r = int(p.left), iw - int(p.right)
         if b - t > 2 * m and r - left > 2 * m:
-            assert bright[t + m : b - m, left + m : r - m].all(), "content area is not where the spec says"
+            assert bright[t + m : b - m, left + m : r - m].all(), "content area is not where the geometry says"
         if t > m:
             assert not bright[: t - m].any(), "padding above the content holds content"
         if ih - b > m:
@@ -161,6 +209,7 @@ class AdapterContract:
         )
 
     def test_token_positions_and_grid(self, adapter: BackboneAdapter) -> None:
+        """Every view's tokens are where the geometry says, in raster order, separators excluded."""
         sizes = list(self.model_sizes)
         images = [smooth_image(h, w, seed=i) for i, (h, w) in enumerate(sizes)]
         batch = adapter.prepare([images], [self.prompt(adapter, num_images=len(images))])
@@ -168,30 +217,41 @@ class AdapterContract:
         for geometry, positions in zip(batch.geometries[0], batch.image_token_positions[0], strict=True):
             assert positions.numel() == geometry.num_image_tokens
             assert (ids[positions] == adapter.spec.image_token_id).all()
-            assert torch.equal(positions, torch.arange(int(positions[0]), int(positions[0]) + positions.numel()))
-            grid = adapter.tokens_to_grid(positions.float(), geometry)
-            assert tuple(grid.shape[-2:]) == geometry.token_grid
-            assert torch.equal(adapter.grid_to_tokens(grid, geometry), positions.float())
-            # raster: moving one column right is the next token, one row down is +cols tokens
-            if adapter.spec.token_order == "raster" and geometry.temporal == 1:
-                cols = geometry.token_grid[1]
-                assert torch.all(grid[:, 1:] - grid[:, :-1] == 1)
-                assert torch.all(grid[1:, :] - grid[:-1, :] == cols)
+            assert contiguous_runs(positions) == geometry.run_lengths
+            views = adapter.tokens_to_views(positions.float(), geometry)
+            assert len(views) == geometry.num_views
+            for view, grid in zip(geometry.views, views, strict=True):
+                assert tuple(grid.shape[-2:]) == view.token_grid
+                assert float(grid.reshape(-1)[0]) == float(positions[view.offset])
+                if adapter.spec.token_order == "raster" and view.temporal == 1:
+                    run = contiguous_runs(positions[view.offset : view.end])
+                    assert run == [view.num_tokens], f"view {view.name} is split by text: {run}"
+                    assert torch.all(grid[:, 1:] - grid[:, :-1] == 1)
+                    assert torch.all(grid[1:, :] - grid[:-1, :] == view.token_grid[1] + view.row_separators)
+            back = adapter.views_to_tokens(views, geometry)
+            cells = back != 0
+            assert torch.equal(back[cells], positions.float()[cells])
+            assert int(cells.sum()) == sum(v.num_cells for v in geometry.views)
 
     def test_geometry_round_trip(self, adapter: BackboneAdapter) -> None:
+        """A full mask lands on every view's content; ones on every view come back as ones wherever
+        some view shows the image, and as zeros where none does."""
         for h, w in random_sizes(20, seed=7, low=16, high=900):
-            g = adapter.spec.geometry((h, w))
-            ones = torch.ones(h, w)
-            on_grid = g.to_token_grid(ones)
-            assert tuple(on_grid.shape) == g.token_grid
-            ph, pw = g.pixels_per_token
-            covered = float(on_grid.sum()) * ph * pw
-            assert abs(covered - g.content_height * g.content_width) <= 2 * (
-                ph * g.input_size[1] + pw * g.input_size[0]
-            )
-            back = g.to_image(torch.ones(*g.token_grid))
+            try:
+                g = adapter.spec.geometry((h, w))
+            except VisionInputError:
+                continue
+            grids = g.to_view_grids(torch.ones(h, w))
+            for view, on_grid in zip(g.views, grids, strict=True):
+                assert tuple(on_grid.shape) == view.token_grid
+                ph, pw = view.pixels_per_token
+                covered = float(on_grid.sum()) * ph * pw
+                assert abs(covered - view.content_height * view.content_width) <= 2 * (
+                    ph * view.input_size[1] + pw * view.input_size[0]
+                ), view.name
+            back = g.to_image([torch.ones(*v.token_grid) for v in g.views])
             assert tuple(back.shape) == (h, w)
-            torch.testing.assert_close(back, torch.ones(h, w))
+            torch.testing.assert_close(back, (g.coverage() > 0).float())
 
     def test_normalize_reproduces_prepare(self, adapter: BackboneAdapter) -> None:
         image = smooth_image(*self.model_sizes[0], seed=5)
@@ -221,9 +281,12 @@ class AdapterContract:
             ("patch matrix as image", disguised),
             ("no pixel values", no_pixels),
         ):
-            with pytest.raises(VisionInputError) as info:
+            try:
                 adapter.normalize(bad)
-            message = str(info.value)
+            except VisionInputError as exc:
+                message = str(exc)
+            else:
+                pytest.fail(f"bad input {name!r} was accepted: normalize() must raise a VisionInputError")
             assert "found" in message and "expected" in message and "Fix:" in message, (name, message)
 
     def test_batch_equals_samples(self, adapter: BackboneAdapter, model: Any) -> None:
@@ -273,9 +336,11 @@ class AdapterContract:
             zip(batch.geometries[0], batch.image_token_positions[0], strict=True)
         ):
             for slot, layer in enumerate(out.layers):
-                want = ref.attentions[layer][0][:, q][:, :, positions].float()  # [H, Q, K]
-                got = out.attention[i][slot]  # [H, Q, rows, cols]
-                torch.testing.assert_close(got, adapter.tokens_to_grid(want, geometry), rtol=0, atol=1e-5)
+                want = ref.attentions[layer][0][:, q][:, :, positions].float()  # [H, Q, K], separators included
+                torch.testing.assert_close(out.image_attention[i][slot], want, rtol=0, atol=1e-5)
+                for v, got in enumerate(out.view_attention[i]):
+                    expected = adapter.tokens_to_views(want, geometry)[v]
+                    torch.testing.assert_close(got[slot], expected, rtol=0, atol=1e-5, msg=f"view {v}")
         assert out.hidden_states is not None
         stock = torch.stack([h[0, q] for h in ref.hidden_states])
         torch.testing.assert_close(out.hidden_states.float(), stock.float(), rtol=0, atol=1e-5)
@@ -299,9 +364,11 @@ class AdapterContract:
             want = lmm(single)[0]
             assert got.num_queries == want.num_queries
             assert torch.equal(got.query_token_ids, want.query_token_ids)
-            assert len(got.attention) == len(want.attention) == single.num_images[0]
-            for a, b in zip(got.attention, want.attention, strict=True):
-                torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+            assert len(got.view_attention) == len(want.view_attention) == single.num_images[0]
+            for got_views, want_views in zip(got.view_attention, want.view_attention, strict=True):
+                assert len(got_views) == len(want_views)
+                for a, b in zip(got_views, want_views, strict=True):
+                    torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
             assert got.hidden_states is not None and want.hidden_states is not None
             torch.testing.assert_close(got.hidden_states, want.hidden_states, rtol=0, atol=1e-4)
             assert got.geometries == want.geometries
