@@ -49,5 +49,3 @@ def crop_test_sizes(seed: int = 0) -> list[tuple[int, int]]:
         long = int(short * rng.uniform(5, 200))
         sizes += [(short, long), (long, short)]
     return sizes
-
-

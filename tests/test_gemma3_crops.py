@@ -10,11 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 
-import numpy as np
 import pytest
-import torch
-from transformers import Gemma3ImageProcessor
-
 from gemma3_stock import SETTINGS, STOCK_DEFAULTS, crop_test_sizes, stock_boxes
 
 from adapters_gemma3.crops import PanAndScan

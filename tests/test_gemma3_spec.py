@@ -12,7 +12,7 @@ import tempfile
 import pytest
 import torch
 from gemma3_stock import crop_test_sizes, stock_boxes
-from transformers import AutoProcessor, Gemma3ImageProcessor
+from transformers import Gemma3ImageProcessor
 
 from adapters_gemma3 import Gemma3Adapter, tiny
 from adapters_gemma3.adapter import PAN_AND_SCAN_VARIANT
@@ -21,7 +21,6 @@ from adapters_gemma3.spec import PanAndScanSpec
 from vlm_adapters import SpecError, get_adapter
 from vlm_adapters.adapter import contiguous_runs
 from vlm_adapters.testing.images import smooth_image
-
 
 VARIANTS = ("gemma3", PAN_AND_SCAN_VARIANT)
 
