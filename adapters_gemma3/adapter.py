@@ -10,11 +10,12 @@ computed with the stock processor's own method from the final ``input_ids``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from PIL import Image
-from transformers import PretrainedConfig
+from transformers import PretrainedConfig, PreTrainedModel
 from transformers.processing_utils import ProcessorMixin
 from typing_extensions import Self
 
@@ -66,6 +67,21 @@ class Gemma3Adapter(BackboneAdapter):
         config = cls.tiny_config(variant)
         defaults = tiny.PAN_AND_SCAN_ON if variant == PAN_AND_SCAN_VARIANT else None
         return cls(config, tiny.tiny_processor(config, defaults))
+
+    def load_model(
+        self,
+        path_or_id: str | Path | None = None,
+        *,
+        dtype: torch.dtype | str | None = None,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> PreTrainedModel:
+        """The stock model; random weights get a random image projection (transformers starts it at
+        zeros, which would make every image embed as zeros; see :func:`tiny.randomise_image_projection`)."""
+        model = super().load_model(path_or_id, dtype=dtype, seed=seed, **kwargs)
+        if path_or_id is None:
+            tiny.randomise_image_projection(model, seed)
+        return model
 
     # --- batches -------------------------------------------------------------------------
     def finish_batch(

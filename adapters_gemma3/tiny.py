@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from transformers import Gemma3Config, Gemma3ImageProcessor, Gemma3Processor, PretrainedConfig, PreTrainedTokenizerFast
 
 from vlm_adapters.tiny import BASIC_WORDS, build_tokenizer
@@ -148,3 +149,19 @@ def tiny_processor(config: PretrainedConfig, processor_defaults: Mapping[str, An
         chat_template=CHAT_TEMPLATE,
         image_seq_length=int(settings.mm_tokens_per_image),
     )
+
+
+def randomise_image_projection(model: Any, seed: int) -> None:
+    """Give a random-weight model a random image projection, in place.
+
+    transformers initialises Gemma 3's ``mm_input_projection_weight`` to zeros (right for training
+    from scratch), so a random-weight model embeds every image as zeros: logits and attention maps
+    would not depend on the pixels, and no test could tell a right image input from a wrong one.
+    The scale matches the text embeddings (``initializer_range * sqrt(hidden_size)``).
+    """
+    weight = model.model.multi_modal_projector.mm_input_projection_weight
+    text = model.config.get_text_config()
+    std = float(model.config.initializer_range) * float(text.hidden_size) ** 0.5
+    values = torch.randn(tuple(weight.shape), generator=torch.Generator().manual_seed(seed)) * std
+    with torch.no_grad():
+        weight.copy_(values.to(weight.dtype))

@@ -28,7 +28,9 @@ ATOL = 1e-5
 def _model(config: Any, attn: str | None = None) -> Gemma3ForConditionalGeneration:
     torch.manual_seed(0)
     kwargs = {} if attn is None else {"attn_implementation": attn}
-    return Gemma3ForConditionalGeneration._from_config(copy.deepcopy(config), **kwargs).eval()
+    model = Gemma3ForConditionalGeneration._from_config(copy.deepcopy(config), **kwargs).eval()
+    tiny.randomise_image_projection(model, seed=0)
+    return model
 
 
 def _inputs(config: Any) -> dict[str, torch.Tensor]:
@@ -83,6 +85,10 @@ def test_the_tiny_model_has_the_traits_under_test(config: Any, inputs: dict[str,
     image_tokens = (inputs["input_ids"] == config.image_token_id).sum(1)
     assert int(image_tokens.max()) > text.sliding_window  # one image is wider than the window
     assert torch.equal(inputs["token_type_ids"].bool(), inputs["input_ids"] == config.image_token_id)
+    model = _model(config)
+    with torch.no_grad():  # the image reaches the language model (the stock init would embed it as zeros)
+        darker = {**inputs, "pixel_values": inputs["pixel_values"] * 0.5}
+        assert float((model(**inputs).logits - model(**darker).logits).abs().max()) > 1e-3
 
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])

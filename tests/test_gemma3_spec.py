@@ -113,7 +113,7 @@ def test_disagreeing_processor_is_a_spec_error(change: dict[str, int], message: 
 
 
 def test_geometry_equals_stock_on_many_sizes(adapter: Gemma3Adapter) -> None:
-    """On 700+ sizes (strips up to 1:200, every branch of the crop rule): views and their boxes
+    """On 840 sizes (strips up to 1:200, every branch of the crop rule): views and their boxes
     are the stock crop function's, token counts the processor's."""
     spec = adapter.gemma_spec
     settings = _stock_settings(adapter)
