@@ -68,19 +68,12 @@ class Gemma3Adapter(BackboneAdapter):
         defaults = tiny.PAN_AND_SCAN_ON if variant == PAN_AND_SCAN_VARIANT else None
         return cls(config, tiny.tiny_processor(config, defaults))
 
-    def load_model(
-        self,
-        path_or_id: str | Path | None = None,
-        *,
-        dtype: torch.dtype | str | None = None,
-        seed: int = 0,
-        **kwargs: Any,
-    ) -> PreTrainedModel:
+    def load_model(self, path_or_id: str | Path | None = None, **kwargs: Any) -> PreTrainedModel:
         """The stock model; random weights get a random image projection (transformers starts it at
         zeros, which would make every image embed as zeros; see :func:`tiny.randomise_image_projection`)."""
-        model = super().load_model(path_or_id, dtype=dtype, seed=seed, **kwargs)
+        model = super().load_model(path_or_id, **kwargs)
         if path_or_id is None:
-            tiny.randomise_image_projection(model, seed)
+            tiny.randomise_image_projection(model, int(kwargs.get("seed", 0)))
         return model
 
     # --- batches -------------------------------------------------------------------------
