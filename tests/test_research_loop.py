@@ -14,7 +14,7 @@ from vlm_adapters.pipeline import FrozenLMM
 LOOP = runpy.run_path(str(Path(__file__).resolve().parents[1] / "docs" / "research_loop.py"))
 
 
-@pytest.mark.parametrize("backbone", ["qwen2_5_vl", "deepseek_vl"])
+@pytest.mark.parametrize("backbone", ["qwen2_5_vl", "deepseek_vl", "gemma3"])
 def test_same_loop_any_backbone(backbone: str) -> None:
     report = LOOP["research_loop"](backbone)
     for sample in report["samples"]:
