@@ -8,15 +8,17 @@ comes back per tile and fuses onto the original image.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
 
 from transformers import PretrainedConfig
 from transformers.processing_utils import ProcessorMixin
 
-from vlm_adapters import BackboneAdapter
+from vlm_adapters import BackboneAdapter, VisionBatch
 
 from . import tiny
+from .normalize import normalize_sample
 from .spec import InternVLTileSpec, build_internvl_spec
 
 
@@ -45,5 +47,5 @@ class InternVLAdapter(BackboneAdapter):
     def build_spec(self) -> InternVLTileSpec:
         return build_internvl_spec(self.config, self.processor)
 
-    def normalize(self, sample: Any) -> Any:  # replaced by the core procedure's hooks
-        raise NotImplementedError
+    def normalize(self, sample: Mapping[str, Any]) -> VisionBatch:
+        return normalize_sample(self, sample)
