@@ -385,7 +385,11 @@ class AdapterContract:
             text = adapter.format_prompt(self.prompt_text, num_images=len(images), answer="a cat" + " now" * i)
             samples.append(sample_from_batch(adapter.prepare([images], [text])))
         singles = [adapter.normalize(s) for s in samples]
-        batched = lmm(concat_batches(singles, adapter.pad_token_id, padding_side, adapter.sequence_keys))
+        batched = lmm(
+            concat_batches(
+                singles, adapter.pad_token_id, padding_side, adapter.sequence_keys, adapter.image_stack_keys
+            )
+        )
         for single, got in zip(singles, batched, strict=True):
             want = lmm(single)[0]
             assert got.num_queries == want.num_queries
