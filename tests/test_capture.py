@@ -331,6 +331,29 @@ def test_bf16_model_gives_fp32_probabilities() -> None:
     torch.testing.assert_close(cap.attention, expected, rtol=0, atol=2e-2)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_rows_equal_an_fp32_softmax_of_the_same_values(dtype: torch.dtype) -> None:
+    """On bf16/fp16 query and key, the probabilities are the fp32 softmax of exactly those values
+    (upcast before q @ k): compared with an fp64 reference at fp32 tolerance, not the 2e-2 that a
+    comparison with low-precision eager needs."""
+    torch.manual_seed(0)
+    query = (torch.randn(2, 4, 9, 16) * 3).to(dtype)
+    key = (torch.randn(2, 2, 9, 16) * 3).to(dtype)
+    q_pos = torch.tensor([[8, 5, 2], [7, 6, -1]])
+    k_pos = torch.tensor([[0, 1, 2, 3], [2, 3, 4, -1]])
+    got = attention_rows(query, key, None, q_pos, k_pos, scaling=0.3)
+    logits = torch.einsum("bhqd,bhkd->bhqk", query.double(), key.double().repeat_interleave(2, dim=1)) * 0.3
+    logits = logits.masked_fill(torch.ones(9, 9, dtype=torch.bool).triu(1), float("-inf"))
+    probs = logits.softmax(-1)
+    for b in range(2):
+        for i, qi in enumerate(q_pos[b].tolist()):
+            for j, kj in enumerate(k_pos[b].tolist()):
+                want = 0.0 if qi < 0 or kj < 0 else probs[b, :, qi, kj]
+                torch.testing.assert_close(
+                    got[b, :, i, j].double(), torch.as_tensor(want).double().expand(4), rtol=0, atol=1e-6
+                )
+
+
 def test_eager_model_is_wrapped_with_its_own_eager_function() -> None:
     model = _llama(attn="eager")
     inputs = _llama_inputs("left")

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from einops import rearrange
 from transformers import (
-    AutoConfig,
     AutoModelForImageTextToText,
     AutoProcessor,
     PretrainedConfig,
@@ -73,7 +72,9 @@ class BackboneAdapter(ABC):
     @classmethod
     def from_pretrained(cls, path_or_id: str | Path, **processor_kwargs: Any) -> Self:
         """Adapter for a checkpoint folder or hub id (config and stock processor from there)."""
-        config = AutoConfig.from_pretrained(str(path_or_id))
+        from .checkpoints import load_config
+
+        config = load_config(path_or_id)
         processor = AutoProcessor.from_pretrained(str(path_or_id), **processor_kwargs)
         return cls(config, processor)
 
@@ -145,6 +146,21 @@ class BackboneAdapter(ABC):
         With ``answer``, it is appended as the assistant turn (teacher forcing, as grounding
         pipelines do with captions or referring expressions).
         """
+        for name, value in (("text", text), ("answer", answer)):
+            if not isinstance(value, str) and not (name == "answer" and value is None):
+                raise VisionInputError(
+                    f"format_prompt: {name} is not a string",
+                    found=type(value).__name__,
+                    expected="str" + (" or None" if name == "answer" else ""),
+                    fix=f"pass the {name} as text",
+                )
+        if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 0:
+            raise VisionInputError(
+                "format_prompt: num_images is not a count",
+                found=repr(num_images),
+                expected="an int >= 0",
+                fix="pass how many images the prompt refers to",
+            )
         content: list[dict[str, str]] = [{"type": "image"} for _ in range(num_images)]
         content.append({"type": "text", "text": text})
         messages: list[dict[str, Any]] = [{"role": "user", "content": content}]
@@ -164,6 +180,15 @@ class BackboneAdapter(ABC):
         ``texts[b]`` holds one :attr:`image_placeholder` per image of sample ``b``;
         ``images`` is one image, one image per sample, or a list of images per sample.
         """
+        if not isinstance(texts, str) and not (
+            isinstance(texts, Sequence) and texts and all(isinstance(t, str) for t in texts)
+        ):
+            raise VisionInputError(
+                "prepare: texts are not prompts",
+                found=repr(texts)[:80],
+                expected="a prompt string, or a non-empty list of them (one per sample)",
+                fix="build prompts with adapter.format_prompt(text, num_images=...)",
+            )
         text_list = [texts] if isinstance(texts, str) else list(texts)
         per_sample = self._group_images(images, len(text_list))
         for b, (text, imgs) in enumerate(zip(text_list, per_sample, strict=True)):
@@ -234,6 +259,13 @@ class BackboneAdapter(ABC):
 
     def collate(self, samples: Sequence[Mapping[str, Any]]) -> VisionBatch:
         """``normalize`` each sample and pad them into one batch."""
+        if isinstance(samples, Mapping) or not isinstance(samples, Sequence) or not samples:
+            raise VisionInputError(
+                "collate takes a non-empty list of samples",
+                found=type(samples).__name__ + (" (empty)" if isinstance(samples, Sequence) else ""),
+                expected="a list of dataset dicts",
+                fix="pass [sample, ...]; normalize(sample) takes a single one",
+            )
         return concat_batches(
             [self.normalize(s) for s in samples], self.pad_token_id, self.padding_side, self.sequence_keys
         )

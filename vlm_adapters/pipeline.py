@@ -280,10 +280,42 @@ class FrozenLMM:
         keep[:after] = False
         return keep.nonzero().flatten()
 
+    def check_layers(self, layers: Sequence[int] | None) -> list[int] | None:
+        """Decoder layers asked for: distinct ints (negative allowed) that the model has."""
+        if layers is None:
+            return None
+        count = int(self.model.config.get_text_config().num_hidden_layers)
+        values = list(layers) if isinstance(layers, Sequence) and not isinstance(layers, str) else None
+        ok = values is not None and len(values) > 0
+        ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and -count <= v < count for v in values or [])
+        ok = ok and len({v % count for v in values or []}) == len(values or [])
+        if not ok:
+            raise VisionInputError(
+                "layers do not fit the model",
+                found=repr(layers)[:80],
+                expected=f"a non-empty list of distinct ints in {-count}..{count - 1} ({count} decoder layers)",
+                fix="pick decoder layers that exist, or leave layers out for all of them",
+            )
+        return values
+
     def check_queries(self, batch: VisionBatch, b: int, queries: torch.Tensor | Sequence[int]) -> torch.Tensor:
         """Explicit query positions of sample ``b``: positions in the *batched* (padded) sequence,
         on real tokens, not on image tokens."""
-        q = torch.as_tensor(queries, dtype=torch.long).detach().cpu().flatten()
+        try:
+            q = torch.as_tensor(queries).detach().cpu().flatten()
+        except (TypeError, ValueError, RuntimeError):
+            q = torch.empty(0, dtype=torch.float32)
+            q_ok = False
+        else:
+            q_ok = not (q.is_floating_point() or q.is_complex() or q.dtype == torch.bool) and q.numel() > 0
+        if not q_ok:
+            raise VisionInputError(
+                f"sample {b}: query positions are not a non-empty list of ints",
+                found=repr(queries)[:80],
+                expected="token positions (ints) of the batched sequence",
+                fix="take positions from the batch's input_ids, e.g. with vlm_adapters.phrases.find_phrase",
+            )
+        q = q.long()
         seq = batch.input_ids.shape[1]
         valid = batch.inputs["attention_mask"][b].bool().cpu() if "attention_mask" in batch.inputs else None
         is_image = torch.zeros(seq, dtype=torch.bool)
@@ -315,6 +347,26 @@ class FrozenLMM:
         ``layers`` defaults to every decoder layer. Vocabulary logits only when ``logits``.
         """
         start = time.perf_counter()
+        if not isinstance(batch, VisionBatch):
+            raise VisionInputError(
+                "FrozenLMM takes a VisionBatch",
+                found=type(batch).__name__,
+                expected="the result of adapter.prepare / normalize / collate",
+                fix="build the batch with lmm.prepare(images, texts) or lmm.adapter.normalize(sample)",
+            )
+        layers = self.check_layers(layers)
+        if queries is not None and (
+            isinstance(queries, str)
+            or (isinstance(queries, torch.Tensor) and queries.ndim != 2)
+            or not isinstance(queries, (Sequence, torch.Tensor))
+            or len(queries) != batch.batch_size
+        ):
+            raise VisionInputError(
+                "queries do not give one set of positions per sample",
+                found=type(queries).__name__ + (f" of length {len(queries)}" if hasattr(queries, "__len__") else ""),
+                expected=f"a list of {batch.batch_size} position lists/tensors",
+                fix="pass queries=[positions_of_sample_0, ...], or leave it out for every text token after the image",
+            )
         if queries is None:
             q_list = [self.default_queries(batch, b) for b in range(batch.batch_size)]
         else:

@@ -308,9 +308,9 @@ def adapter_for(config_or_model_or_path: Any) -> type[BackboneAdapter]:
     """The adapter class for a transformers config, a model, or a checkpoint path / hub id."""
     obj = config_or_model_or_path
     if isinstance(obj, (str, Path)):
-        from transformers import AutoConfig
+        from .checkpoints import load_config
 
-        obj = AutoConfig.from_pretrained(str(obj))
+        obj = load_config(obj)
     config = getattr(obj, "config", obj)
     return default_registry().for_config(config)
 

@@ -346,6 +346,32 @@ class AdapterContract:
         stock = torch.stack([h[0, q] for h in ref.hidden_states])
         torch.testing.assert_close(out.hidden_states.float(), stock.float(), rtol=0, atol=1e-5)
 
+    def test_capture_follows_the_models_own_scaling(self, adapter: BackboneAdapter) -> None:
+        """With a non-default softmax scale on every decoder attention module (as some backbones
+        configure), captured maps still equal eager: the capture takes the model's own scale."""
+        from ..pipeline import FrozenLMM
+
+        def rescaled(model: Any) -> Any:
+            touched = 0
+            for module in model.get_decoder().modules():
+                if isinstance(getattr(module, "scaling", None), float):
+                    module.scaling = module.scaling * 1.7
+                    touched += 1
+            assert touched, "no decoder attention module has a float `scaling` attribute to vary"
+            return model
+
+        model = rescaled(adapter.load_model(seed=0))
+        image = smooth_image(*self.model_sizes[0], seed=21)
+        batch = adapter.prepare([image], [self.prompt(adapter)])
+        out = FrozenLMM(model, adapter)(batch, hidden_states=False)[0]
+        eager = rescaled(adapter.load_model(seed=0, attn_implementation="eager"))
+        with torch.no_grad():
+            ref = eager(**batch.inputs, output_attentions=True)
+        q, positions = out.query_positions, batch.image_token_positions[0][0]
+        for slot, layer in enumerate(out.layers):
+            want = ref.attentions[layer][0][:, q][:, :, positions].float()
+            torch.testing.assert_close(out.image_attention[0][slot], want, rtol=0, atol=1e-5)
+
     @pytest.mark.parametrize("padding_side", ["right", "left"])
     def test_pipeline_batch_equals_samples(self, adapter: BackboneAdapter, model: Any, padding_side: str) -> None:
         """A two-image and a one-image sample batched (either padding side) == each on its own."""
