@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_inspect)
 
     add_run_parser(sub)
+    from .extract.command import add_extract_parser  # light: imports torch only when the command runs
+
+    add_extract_parser(sub)
     return parser
 
 
