@@ -52,7 +52,9 @@ def current_ranks() -> Ranks:
     if "ACCELERATE_MIXED_PRECISION" in env:  # set by every `accelerate launch`
         from accelerate import PartialState
 
-        state = PartialState()
+        # cpu=True without a GPU: accelerate then joins the processes with gloo (else it would treat
+        # each process as a world of one).
+        state = PartialState(cpu=not torch.cuda.is_available())
         return Ranks(state.process_index, state.num_processes, state.local_process_index, "accelerate")
     world = int(env.get("WORLD_SIZE", "1"))
     if world > 1:

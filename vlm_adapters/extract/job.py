@@ -31,7 +31,7 @@ from .errors import OutputFolderError
 from .manifest import Row, as_manifest
 from .prefix import image_inputs_equal, run_shared_prefix
 from .prepare import Prepared, RowPreparer, error_record
-from .shards import INDEX, RUN, ShardWriter, done_positions, merge_index
+from .shards import INDEX, INDEX_DIR, RUN, SHARD_DIR, ShardWriter, done_positions, merge_index
 
 DEFAULT_PROMPT = "describe the image ."
 FORMAT = "vlm-adapters-extract/1"
@@ -88,11 +88,9 @@ def check_output(out: Path, settings: dict[str, Any], *, resume: bool, rank: int
     if out.exists() and not out.is_dir():
         raise OutputFolderError("--out is a file", found=str(out), expected="a folder", fix="pick another --out")
     entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-    if not entries:
-        return
     run_file = out / RUN
     if not run_file.is_file():
-        if rank == 0:
+        if rank == 0 and set(entries) - {INDEX_DIR, SHARD_DIR}:  # other ranks of this launch may be first
             raise OutputFolderError(
                 "--out is not empty and holds no extraction",
                 found=f"{out} with {len(entries)} entries ({', '.join(entries[:3])})",
