@@ -217,7 +217,8 @@ def test_streams_the_manifest_into_bounded_shards(lmm: FrozenLMM, images: Path, 
 
 
 def test_features_reader(lmm: FrozenLMM, images: Path, tmp_path: Path) -> None:
-    rows = [{"id": f"f{i}", "image": f"img{i}.png", "text": "a red cat and a dog", "phrases": ["cat", "dog"]} for i in range(3)]
+    text = "a red cat and a dog"
+    rows = [{"id": f"f{i}", "image": f"img{i}.png", "text": text, "phrases": ["cat", "dog"]} for i in range(3)]
     extract(write_jsonl(images / "features.jsonl", rows), tmp_path / "out", lmm, progress=False)
     features = ExtractedFeatures(tmp_path / "out", keys=("maps",))
     sample = features[-1]

@@ -124,7 +124,8 @@ def test_a_killed_run_resumes_and_loses_nothing(tmp_path: Path) -> None:
     rows = []
     for i in range(20):
         smooth_image(64 + 4 * i, 96, seed=i).save(tmp_path / f"img{i}.png")
-        rows += [{"id": f"k{i}-{j}", "image": f"img{i}.png", "text": text} for j, text in enumerate(["a cat", "the red dog"])]
+        texts = ["a cat", "the red dog"]
+        rows += [{"id": f"k{i}-{j}", "image": f"img{i}.png", "text": text} for j, text in enumerate(texts)]
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "out"

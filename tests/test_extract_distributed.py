@@ -72,10 +72,8 @@ def launch(args: list[str]) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow
 def test_torchrun_two_processes_equal_one(manifest: Path, single: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    done = launch(
-        ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *COMMAND]
-        + ["--manifest", str(manifest), "--out", str(out)]
-    )
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    done = launch([*launcher, *COMMAND, "--manifest", str(manifest), "--out", str(out)])
     assert "rank 0/2" in done.stdout and "rank 1/2" in done.stdout
     assert sorted(p.name for p in (out / "shards").iterdir()) == ["r000-00000.safetensors", "r001-00000.safetensors"]
     assert_same_output(out, single)
