@@ -25,6 +25,19 @@ def test_same_loop_any_backbone(backbone: str) -> None:
         assert torch.isfinite(torch.tensor(sample["loss"]))
 
 
+@pytest.mark.parametrize("backbone", ["qwen2_5_vl", "deepseek_vl"])
+def test_same_loop_from_extracted_shards(backbone: str, tmp_path: Path) -> None:
+    """The variant that trains from shards feeds the head what the live loop feeds it, sample by sample."""
+    live = {tuple(s["image_size"]): s for s in LOOP["research_loop"](backbone)["samples"]}
+    report = LOOP["research_loop_from_shards"](backbone, tmp_path)
+    assert sorted(s["id"] for s in report["samples"]) == ["toy0", "toy1"]
+    for sample in report["samples"]:
+        want = live[tuple(sample["image_size"])]
+        for key in ("token_grid", "head_input", "prediction"):
+            assert sample[key] == want[key], key
+        assert torch.isfinite(torch.tensor(sample["loss"]))
+
+
 def test_phrase_mask_ids_mark_the_answer_tokens() -> None:
     lmm = FrozenLMM.from_tiny("deepseek_vl")
     tok = lmm.adapter.processor.tokenizer
