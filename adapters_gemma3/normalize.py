@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from vlm_adapters.samples import image_sizes, meta_list, require_mapping, size_pair
 
 from vlm_adapters import ImageShapeError, MissingInputError, TokenCountError, VisionBatch, VisionInputError
 from vlm_adapters.adapter import contiguous_runs, describe_counts
 from vlm_adapters.geometry import ImageGeometry, Size
 from vlm_adapters.images import image_size, is_raw_image, to_pil
 from vlm_adapters.placeholders import COMPANION_KEYS
-from vlm_adapters.samples import image_sizes, meta_list, require_mapping, size_pair
 
 from .layout import crops_per_image
 from .views import declared_crops, view_stack

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
+from vlm_adapters.samples import image_sizes, meta_list, require_mapping, size_pair
 
 from vlm_adapters import ImageShapeError, MissingInputError, VisionBatch
-from vlm_adapters.samples import image_sizes, meta_list, require_mapping, size_pair
 
 if TYPE_CHECKING:
     from .adapter import InternVLAdapter

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from vlm_adapters.samples import meta_list, require_mapping
 
 from vlm_adapters import FixedSpec, ImageGeometry, MissingInputError, TokenCountError, VisionBatch, VisionInputError
 from vlm_adapters.geometry import Size
 from vlm_adapters.images import image_size, is_raw_image, to_pil
 from vlm_adapters.placeholders import COMPANION_KEYS, expand_placeholders
-from vlm_adapters.samples import meta_list, require_mapping
 
 from .pixels import GivenPixels, TileLayout, read_pixels
 from .sizes import SwappedImageSizeError, check_against_pixels, check_meta_layout, require_sizes, stated_sizes

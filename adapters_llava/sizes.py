@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+from vlm_adapters.samples import image_sizes, meta_list, size_pair
 
 from vlm_adapters import FixedSpec, ImageShapeError, MissingInputError
 from vlm_adapters.geometry import Size
-from vlm_adapters.samples import image_sizes, meta_list, size_pair
 from vlm_adapters.spec import SpecBase
 
 from .evidence import fits, layouts_seen

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from transformers import CLIPVisionConfig, LlamaConfig, LlavaImageProcessor, PretrainedConfig
 from transformers.processing_utils import ProcessorMixin
+from vlm_adapters.samples import image_sizes, require_mapping
 
 from vlm_adapters import (
     BackboneAdapter,
@@ -27,7 +28,6 @@ from vlm_adapters import (
 from vlm_adapters.geometry import Size
 from vlm_adapters.images import image_size, is_raw_image, to_pil
 from vlm_adapters.placeholders import COMPANION_KEYS, expand_placeholders
-from vlm_adapters.samples import image_sizes, require_mapping
 from vlm_adapters.tiny import build_tokenizer
 
 from .model import MODEL_TYPE, TiledLlavaConfig

@@ -31,6 +31,7 @@ from transformers import (
     SiglipVisionConfig,
 )
 from transformers.processing_utils import ProcessorMixin
+from vlm_adapters.samples import image_sizes, meta_list, require_mapping, size_pair
 
 from vlm_adapters import (
     BackboneAdapter,
@@ -46,7 +47,6 @@ from vlm_adapters import (
 from vlm_adapters.geometry import ImageGeometry, Size
 from vlm_adapters.images import image_size, is_raw_image, to_pil
 from vlm_adapters.placeholders import expand_placeholders
-from vlm_adapters.samples import image_sizes, meta_list, require_mapping, size_pair
 from vlm_adapters.tiny import BASIC_WORDS, build_tokenizer
 
 TINY_IMAGE_SIZE = 56
