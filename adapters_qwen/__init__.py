@@ -13,11 +13,11 @@ _EXPORTS = {
     "Qwen2_5_VLAdapter": ".adapter",
     "Qwen3VLAdapter": ".adapter",
     "QwenAdapter": ".adapter",
-    "GridRecoveredWarning": ".normalize",
+    "GridRecoveredWarning": ".resolve",
 }
 __all__ = ["GridRecoveredWarning", "Qwen2VLAdapter", "Qwen2_5_VLAdapter", "Qwen3VLAdapter", "QwenAdapter"]
 __getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
 
 if TYPE_CHECKING:
     from .adapter import Qwen2_5_VLAdapter, Qwen2VLAdapter, Qwen3VLAdapter, QwenAdapter
-    from .normalize import GridRecoveredWarning
+    from .resolve import GridRecoveredWarning

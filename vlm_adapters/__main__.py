@@ -1,4 +1,4 @@
-"""``python -m vlm_adapters``: the ``vlm-adapters`` command."""
+"""``python -m vlm_adapters``: the ``vlm-adapters`` command (``torchrun -m vlm_adapters extract ...`` too)."""
 
 import sys
 

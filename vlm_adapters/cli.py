@@ -128,6 +128,9 @@ def build_parser() -> Parser:
     p.set_defaults(func=cmd_inspect)
 
     add_run_parser(sub, **options)
+    from .extract.command import add_extract_parser  # light: imports torch only when the command runs
+
+    add_extract_parser(sub, **options)
     return parser
 
 

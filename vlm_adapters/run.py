@@ -299,18 +299,20 @@ def _write_image(lmm: FrozenLMM, plan: RunPlan, index: int, path: Path, folder: 
     t1 = time.perf_counter()
     out = lmm(batch, layers=plan.layers, queries=[located.positions])[0]
     t2 = time.perf_counter()
-    attention = out.attention[0][:, plan.heads]  # [layers, heads, queries, rows, cols]
-    per_query = attention.mean(dim=(0, 1))  # [queries, rows, cols]
+    views = out.geometries[0].views
     word_tokens = [located.tokens_for(w.start, w.end) for w in plan.words]
-    word_maps = torch.stack([per_query[rows].mean(0) for rows in word_tokens])  # [words, rows, cols]
-    all_map = per_query.mean(0)
-    files = draw_overlays(plan, image, out, word_maps, all_map, folder)
-    tensors = {
-        "attention": attention.contiguous(),
-        "word_maps": word_maps.contiguous(),
-        "query_positions": out.query_positions.contiguous(),
-        "query_token_ids": out.query_token_ids.contiguous(),
-    }
+    word_maps, all_maps, tensors = [], [], {}
+    for view, maps in zip(views, out.view_attention[0], strict=True):
+        attention = maps[:, plan.heads]  # [layers, heads, queries, rows, cols]
+        per_query = attention.mean(dim=(0, 1))  # [queries, rows, cols]
+        word_maps.append(torch.stack([per_query[rows].mean(0) for rows in word_tokens]))  # [words, rows, cols]
+        all_maps.append(per_query.mean(0))
+        prefix = "" if len(views) == 1 else f"{view.name}."
+        tensors[prefix + "attention"] = attention.contiguous()
+        tensors[prefix + "word_maps"] = word_maps[-1].contiguous()
+    files = draw_overlays(plan, image, out, word_maps, all_maps, folder)
+    tensors["query_positions"] = out.query_positions.contiguous()
+    tensors["query_token_ids"] = out.query_token_ids.contiguous()
     if out.hidden_states is not None:
         tensors["hidden_states"] = out.hidden_states.float().contiguous()
     geometry = out.geometries[0].summary()
@@ -336,9 +338,17 @@ def _write_image(lmm: FrozenLMM, plan: RunPlan, index: int, path: Path, folder: 
 
 
 def draw_overlays(
-    plan: RunPlan, image: Image.Image, out: FrozenOutput, word_maps: torch.Tensor, all_map: torch.Tensor, folder: Path
+    plan: RunPlan,
+    image: Image.Image,
+    out: FrozenOutput,
+    word_maps: list[torch.Tensor],
+    all_maps: list[torch.Tensor],
+    folder: Path,
 ) -> list[str]:
-    """``overlay_all.png``, one overlay per word and ``contact_sheet.png``; the per-word file names."""
+    """``overlay_all.png``, one overlay per word and ``contact_sheet.png``; the per-word file names.
+
+    ``word_maps`` / ``all_maps`` hold one map per view; a multi-view image is drawn fused (the
+    mean of the views that show each pixel, see ``ImageGeometry.to_image``)."""
     from .overlay import Panel, contact_sheet, overlay_figure, save_png, value_range
 
     pixels = out.to_image(word_maps, image=0).float().cpu().numpy()  # [words, H, W]
@@ -347,7 +357,7 @@ def draw_overlays(
         f'"{w.text}"' + (f" (characters {w.start}:{w.end})" if text.count(w.text) > 1 else "") for w in plan.words
     ]
     panels = [Panel(label, pixels[k]) for k, label in enumerate(labels)]
-    whole = Panel(f'"{plan.args.text}" (all words)', out.to_image(all_map, image=0).float().cpu().numpy())
+    whole = Panel(f'"{text}" (all words)', out.to_image(all_maps, image=0).float().cpu().numpy())
     scale = value_range([*panels, whole]) if plan.args.shared_scale else None
     heading = figure_heading(plan)
     save_png(overlay_figure(image, whole, heading, plan.style, scale), folder / "overlay_all.png")
@@ -393,8 +403,10 @@ def save_tensors(
         "heads": json.dumps(plan.heads),
         "layout": json.dumps(
             {
-                "attention": "[layers, heads, queries, rows, cols]",
-                "word_maps": "[words, rows, cols] (mean over layers, heads and each word's tokens)",
+                "attention": "[layers, heads, queries, rows, cols] (per view as <view>.attention when the "
+                "image has several views; geometry lists them)",
+                "word_maps": "[words, rows, cols] (mean over layers, heads and each word's tokens; per view as "
+                "<view>.word_maps)",
                 "hidden_states": "[layers + 1, queries, dim] (index 0 = decoder input)",
                 "query_positions": "[queries] positions in input_ids",
                 "query_token_ids": "[queries]",
