@@ -1,0 +1,42 @@
+"""``normalize(sample)`` for InternVL (interim: the core procedure replaces the generic parts)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+from vlm_adapters.samples import image_sizes, meta_list, require_mapping, size_pair
+
+from vlm_adapters import ImageShapeError, MissingInputError, VisionBatch
+
+if TYPE_CHECKING:
+    from .adapter import InternVLAdapter
+
+
+def normalize_sample(adapter: InternVLAdapter, sample: Mapping[str, Any]) -> VisionBatch:
+    sample = require_mapping(sample)
+    spec = adapter.spec
+    ids = torch.as_tensor(sample["input_ids"]).long().flatten()
+    pixels = sample.get("pixel_values")
+    if pixels is None:
+        raise MissingInputError(
+            "the sample has no pixel_values",
+            found=sorted(sample)[:12],
+            expected="pixel_values [tiles, 3, 448, 448]",
+            fix="keep the processor's pixel_values in the sample",
+        )
+    pixels = torch.as_tensor(pixels).float()
+    if pixels.ndim != 4 or tuple(pixels.shape[-3:]) != (3, *spec.tile_size):
+        raise ImageShapeError(
+            "pixel_values are not a stack of tiles",
+            found=tuple(pixels.shape),
+            expected=f"[tiles, 3, {spec.tile_size[0]}, {spec.tile_size[1]}]",
+            fix="pass the processor's pixel_values",
+        )
+    if sample.get("image_sizes") is not None:
+        sizes = image_sizes(sample["image_sizes"])
+    else:
+        sizes = [size_pair(m["original_shape"], "meta_data") for m in meta_list(sample) or []]
+    inputs = {"input_ids": ids[None], "attention_mask": torch.ones_like(ids)[None], "pixel_values": pixels}
+    return adapter.finish_batch(inputs, [sizes])
