@@ -53,11 +53,12 @@ class DeepseekAdapterBase(BackboneAdapter):
         """``pixel_values`` at ``spec.image_size``; the hybrid's ``high_res_pixel_values`` at its own
         size with the processor's high-res mean/std (the 1.3B model takes no such input)."""
         spec = self.spec_fixed
-        views = {"pixel_values": PixelView(tuple(spec.image_mean), tuple(spec.image_std), spec.image_size)}
+        background = spec.background_color  # both views pad with it (the hybrid pads once, at high res)
+        views = {"pixel_values": PixelView(tuple(spec.image_mean), tuple(spec.image_std), spec.image_size, background)}
         if spec.high_res_image_size is not None:
             ip: Any = self.processor.image_processor
             views["high_res_pixel_values"] = PixelView(
-                tuple(ip.high_res_image_mean), tuple(ip.high_res_image_std), spec.high_res_image_size
+                tuple(ip.high_res_image_mean), tuple(ip.high_res_image_std), spec.high_res_image_size, background
             )
         return PixelForm(views=views, channels=int(self.config.vision_config.num_channels))
 

@@ -1,22 +1,34 @@
 """The same grounding research loop on any backbone: only the name changes.
 
-    python docs/research_loop.py            # runs it on several tiny offline models
+    python docs/research_loop.py            # several tiny offline models, live and from shards
 
 Per sample: build the prompt with the caption as the answer, mark each phrase's tokens in
 ``mask_ids``, run the frozen model once (attention captured at SDPA cost), pool the phrase
 maps into the mask-head input, train a toy mask head one step against the ground-truth mask
 brought onto the token grid, and map its prediction back onto the original pixels.
 
-An image is one or more views (one for most backbones; tiles plus a thumbnail or a global view
-for InternVL and Idefics3), each with its own token grid, so the head runs on every view and the
-views' predictions are fused onto the original image by their boxes.
+An image is one or more views (one for most backbones; a base and a high-resolution view, tiles
+plus a thumbnail or a global view, or pan-and-scan crops for others), each with its own token
+grid, so the head runs on every view and the views' predictions are fused onto the original
+image by their boxes.
+
+``research_loop_from_shards`` is the same loop in two steps, as it runs at dataset scale:
+extract the phrase maps of the whole dataset once (``vlm-adapters extract``, on as many GPUs
+as there are), then train the head from the shards as often as it changes, without the VLM.
 """
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
 import torch
 from PIL import Image, ImageDraw
 
+from vlm_adapters import ImageGeometry
+from vlm_adapters.extract import extract
+from vlm_adapters.features import ExtractedFeatures
 from vlm_adapters.phrases import phrase_mask_ids
 from vlm_adapters.pipeline import FrozenLMM
 
@@ -42,7 +54,7 @@ def research_loop(backbone: str) -> dict[str, object]:
     lmm = FrozenLMM.from_tiny(backbone)
     tokenizer = lmm.adapter.processor.tokenizer
     head: torch.nn.Module | None = None
-    report: dict[str, object] = {"backbone": backbone, "samples": []}
+    samples: list[dict[str, object]] = []
     for image, caption, phrases, masks in toy_dataset():
         prompt = lmm.adapter.format_prompt("describe the image .", answer=caption)
         batch = lmm.prepare([image], [prompt])
@@ -53,29 +65,64 @@ def research_loop(backbone: str) -> dict[str, object]:
         if head is None:  # a 1x1-conv "mask head" over all layers and heads
             head = torch.nn.Conv2d(views[0].shape[1], 1, kernel_size=1)
             optimiser = torch.optim.SGD(head.parameters(), lr=0.1)
-        geometry = out.geometries[0]
-        targets = geometry.to_view_grids(masks)  # per view [K, rows, cols], padding cropped away
-        logits = [head(maps / maps.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12))[:, 0] for maps in views]
-        bce = torch.nn.functional.binary_cross_entropy_with_logits
-        loss = torch.stack([bce(x, t) for x, t in zip(logits, targets, strict=True)]).mean()
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
+        samples.append(train_step(head, optimiser, views, out.geometries[0], masks))
+    return {"backbone": backbone, "samples": samples}
 
-        prediction = geometry.to_image([x.sigmoid().detach() for x in logits])  # [K, H, W], views fused
-        report["samples"].append(  # type: ignore[union-attr]
-            {
-                "image_size": geometry.original_size,
-                "views": [v.name for v in geometry.views],
-                "token_grids": [v.token_grid for v in geometry.views],
-                "head_inputs": [tuple(maps.shape) for maps in views],
-                "prediction": tuple(prediction.shape),
-                "loss": float(loss.detach()),
-            }
-        )
-    return report
+
+def train_step(
+    head: torch.nn.Module,
+    optimiser: torch.optim.Optimizer,
+    views: Sequence[torch.Tensor],
+    geometry: ImageGeometry,
+    masks: torch.Tensor,
+) -> dict[str, object]:
+    """One step of the toy head on one sample's per-view phrase maps; the prediction fused back on
+    the original image."""
+    targets = geometry.to_view_grids(masks)  # per view [K, rows, cols], padding cropped away
+    logits = [head(maps / maps.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12))[:, 0] for maps in views]
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    loss = torch.stack([bce(x, t) for x, t in zip(logits, targets, strict=True)]).mean()
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    prediction = geometry.to_image([x.sigmoid().detach() for x in logits])  # [K, H, W], views fused
+    return {
+        "image_size": geometry.original_size,
+        "views": [v.name for v in geometry.views],
+        "token_grids": [v.token_grid for v in geometry.views],
+        "head_inputs": [tuple(maps.shape) for maps in views],
+        "prediction": tuple(prediction.shape),
+        "loss": float(loss.detach()),
+    }
+
+
+def research_loop_from_shards(backbone: str, folder: Path) -> dict[str, object]:
+    """The same head, trained from extracted shards: the VLM runs once per dataset, not once per epoch."""
+    rows, masks = [], {}
+    for i, (image, caption, phrases, mask) in enumerate(toy_dataset()):
+        image.save(folder / f"toy{i}.png")
+        rows.append({"id": f"toy{i}", "image": str(folder / f"toy{i}.png"), "text": caption, "phrases": phrases})
+        masks[f"toy{i}"] = mask
+    # Step 1, once: the same as `vlm-adapters extract --manifest rows.jsonl --out features` (or under torchrun).
+    extract(rows, folder / "features", FrozenLMM.from_tiny(backbone), progress=False)
+
+    # Step 2, every epoch: read the shards (lazily, only the maps) and train the head.
+    features = ExtractedFeatures(folder / "features", keys=("maps",))
+    loader = torch.utils.data.DataLoader(features, batch_size=None, shuffle=True)
+    head: torch.nn.Module | None = None
+    samples: list[dict[str, object]] = []
+    for sample in loader:
+        views = [v.float() for v in sample["maps"][0]]  # image 0: per view [K, layers*heads, rows, cols]
+        if head is None:
+            head = torch.nn.Conv2d(views[0].shape[1], 1, kernel_size=1)
+            optimiser = torch.optim.SGD(head.parameters(), lr=0.1)
+        step = train_step(head, optimiser, views, sample["geometries"][0], masks[sample["id"]])
+        samples.append({"id": sample["id"], **step})
+    return {"backbone": backbone, "samples": samples}
 
 
 if __name__ == "__main__":
-    for name in ("qwen2_5_vl", "deepseek_vl", "internvl", "smolvlm"):
+    for name in ("qwen2_5_vl", "deepseek_vl", "llava_next", "internvl", "gemma3", "smolvlm"):
         print(research_loop(name))
+        with tempfile.TemporaryDirectory() as tmp:
+            print(research_loop_from_shards(name, Path(tmp)))

@@ -210,6 +210,8 @@ class BackboneAdapter(SampleHooks, ABC):
             raw_image(img, form, f"images[{b}][{i}]") for b, imgs in enumerate(per_sample) for i, img in enumerate(imgs)
         ]
         sizes = [[image_size(img) for img in imgs] for imgs in per_sample]
+        for size in (s for per in sizes for s in per):
+            self.spec.geometry(size)  # ImageShapeError for a shape the stock processor refuses (or mangles)
         out = self.processor(images=flat or None, text=text_list, return_tensors="pt", padding=True)
         inputs = {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
         return self.finish_batch(inputs, sizes)

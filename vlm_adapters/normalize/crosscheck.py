@@ -14,8 +14,11 @@ wrong answer.
   one flat colour, and the content next to it must not be that colour all along. A size given as
   (width, height), or one of another aspect ratio, puts the bands on content (or content on the
   bands) and is refused. Within a margin of the content edge (resampling blurs it) nothing is
-  checked, so sizes whose padding differs by less than that margin cannot be told apart. Images
-  of several views are left to their backbone.
+  checked, so sizes whose padding differs by less than that margin cannot be told apart. Where
+  the geometry has no padding on an axis, both edges of that axis must not be the view's padding
+  colour (a square size declared for a padded image), unless the declared size is the input's own
+  (the opt-out that treats the input as the image). Images of several views are left to their
+  backbone.
 """
 
 from __future__ import annotations
@@ -110,6 +113,30 @@ def _flat_share(region: torch.Tensor, colour: torch.Tensor) -> float:
     return float(close.float().mean())
 
 
+def _check_undeclared_padding(image: torch.Tensor, g: ImageGeometry, view: PixelView, margin: int, where: str) -> None:
+    """Refuse a geometry without padding on an axis whose two edges show the view's padding colour
+    (a square size declared for a padded image). The input size itself is the declared opt-out."""
+    if view.background is None or tuple(g.original_size) == tuple(g.input_size):
+        return
+    colour = torch.tensor(view.background, dtype=torch.float32) / 255
+    p = g.padding
+    sides = []
+    if p.top == p.bottom == 0:
+        sides.append(("top and bottom", image[:, :margin], image[:, -margin:]))
+    if p.left == p.right == 0:
+        sides.append(("left and right", image[:, :, :margin], image[:, :, -margin:]))
+    for name, first, last in sides:
+        if min(_flat_share(first, colour), _flat_share(last, colour)) >= FLAT_FRACTION:
+            raise ImageSizeError(
+                f"{where}: the pixels show padding the declared size does not have",
+                found=f"declared original size {g.original_size} (height, width), no padding at the {name}, where "
+                "the pixels hold the padding colour",
+                expected="the size of the image these pixels were processed from (another aspect ratio)",
+                fix="check image_sizes / meta_data (height, width of the original image), or pass the raw image; to "
+                f"treat the input itself as the image, declare its size {tuple(g.input_size)}",
+            )
+
+
 def check_padding_visible(pixels: torch.Tensor, geometries: Sequence[ImageGeometry], view: PixelView, key: str) -> None:
     """Refuse declared sizes whose padding is not where the processed pixels show it."""
     if pixels.ndim != 4 or pixels.shape[0] != len(geometries):
@@ -117,14 +144,15 @@ def check_padding_visible(pixels: torch.Tensor, geometries: Sequence[ImageGeomet
     mean = torch.tensor(view.mean, dtype=torch.float32)[:, None, None]
     std = torch.tensor(view.std, dtype=torch.float32)[:, None, None]
     for i, g in enumerate(geometries):
-        if not g.is_single_view or tuple(pixels.shape[-2:]) != tuple(g.input_size) or g.padding.is_zero:
+        if not g.is_single_view or tuple(pixels.shape[-2:]) != tuple(g.input_size):
             continue
         up = g.input_size[0] / max(g.resized_size)  # input pixels per pixel where the padding was decided
         margin = 2 + 2 * math.ceil(up)
+        image = pixels[i].float() * std + mean
+        _check_undeclared_padding(image, g, view, margin, f"image {i} ({key})")
         bands, strips = _bands(g, margin)
         if not bands:
             continue
-        image = pixels[i].float() * std + mean
         band = torch.cat([image[:, r, c].flatten(1) for r, c in bands], dim=1)
         colour = band.median(dim=1).values
         where = f"image {i} ({key})"

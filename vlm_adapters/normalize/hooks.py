@@ -44,11 +44,17 @@ class SampleHooks:
     @property
     def pixel_form(self) -> PixelForm:
         """The processed pixels' keys, normalisation and layout; by default one ``pixel_values``
-        view of ``spec.image_size`` (where the spec has one size) with the spec's mean/std."""
+        view of ``spec.image_size`` and padded with ``spec.background_color`` (where the spec has
+        them) with the spec's mean/std."""
         spec = self.spec
-        size = getattr(spec, "image_size", None)
+        size, background = getattr(spec, "image_size", None), getattr(spec, "background_color", None)
         vision = getattr(self.config, "vision_config", None)
-        view = PixelView(tuple(spec.image_mean), tuple(spec.image_std), None if size is None else tuple(size))
+        view = PixelView(
+            tuple(spec.image_mean),
+            tuple(spec.image_std),
+            None if size is None else tuple(size),
+            None if background is None else tuple(background),
+        )
         return PixelForm(views={"pixel_values": view}, channels=int(getattr(vision, "num_channels", 3)))
 
     @property

@@ -27,6 +27,8 @@ class PixelView:
     size: Size | None = None
     """``(height, width)`` of the processed images, for backbones whose processed pixels are images
     of one size; ``None`` when the size varies (or the pixels are a patch matrix)."""
+    background: tuple[int, int, int] | None = None
+    """The RGB colour (0-255) the processor pads this view with, for padded views."""
 
 
 @dataclass(frozen=True)

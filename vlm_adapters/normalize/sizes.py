@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..errors import ImageSizeError, VisionInputError
 from ..geometry import ImageGeometry, Size
@@ -58,11 +59,20 @@ def _pair(value: Any, where: str) -> tuple[float, float]:
 
 
 def size_pair(value: Any, where: str) -> Size:
-    """``(height, width)`` of positive integers (whole floats accepted: sizes are often stored as floats)."""
+    """``(height, width)`` of positive integers (whole floats accepted: sizes are often stored as floats),
+    no larger than an image that can be decoded (PIL's decompression-bomb limit)."""
     h, w = _pair(value, where)
     if h != round(h) or w != round(w):
         raise ImageSizeError(
             f"{where} is not an integer size", found=(h, w), expected="whole numbers of pixels", fix=SIZE_FIX
+        )
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and h * w > limit:
+        raise ImageSizeError(
+            f"{where} is larger than any image that can be decoded",
+            found=f"{int(h)}x{int(w)} = {h * w:.3g} pixels",
+            expected=f"at most {limit} pixels (PIL's decompression-bomb limit)",
+            fix=SIZE_FIX,
         )
     return int(h), int(w)
 
