@@ -59,6 +59,7 @@ def tiny_factory(adapter_cls: type[BackboneAdapter]) -> TinyFactory:
         )
     return adapter_cls
 
+
 BASIC_WORDS: tuple[str, ...] = tuple(
     """
     a an the and or of on in at to with from by for is are was be this that it its there here what
