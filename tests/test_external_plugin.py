@@ -8,8 +8,8 @@ environment would see it.
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 import subprocess
 import sys
