@@ -2,6 +2,6 @@
 Qwen2-VL, Qwen2.5-VL and Qwen3-VL, whose dynamic grids must never go silently wrong."""
 
 from .adapter import Qwen2_5_VLAdapter, Qwen2VLAdapter, Qwen3VLAdapter, QwenAdapter
-from .normalize import GridRecoveredWarning
+from .resolve import GridRecoveredWarning
 
 __all__ = ["GridRecoveredWarning", "Qwen2VLAdapter", "Qwen2_5_VLAdapter", "Qwen3VLAdapter", "QwenAdapter"]

@@ -31,18 +31,22 @@ from typing_extensions import Self
 from .batch import VisionBatch
 from .errors import TokenCountError, VisionInputError
 from .geometry import ImageGeometry
-from .images import RawImage, image_size, is_raw_image, to_pil
+from .images import RawImage, image_size, is_raw_image
+from .normalize import SampleHooks, normalize_sample
+from .normalize.pixels import raw_image
 from .spec import SpecBase
 
 Spec = SpecBase
 
 
-class BackboneAdapter(ABC):
+class BackboneAdapter(SampleHooks, ABC):
     """Base class for backbone adapters; subclass it in a plugin and register the class.
 
-    Subclasses set ``name`` and ``model_types`` and implement :meth:`build_spec`,
-    :meth:`normalize`, :meth:`tiny_config` and :meth:`tiny_processor`. Everything else has a
-    working default built on the spec.
+    Subclasses set ``name`` and ``model_types`` and implement :meth:`build_spec`. Everything else
+    has a working default built on the spec; ``normalize`` is one procedure for every backbone,
+    whose backbone-specific steps (``resolve_images``, token expansion) are the hooks of
+    :class:`~vlm_adapters.normalize.SampleHooks`. Tiny offline fixtures are optional: implement
+    :class:`~vlm_adapters.tiny.TinyFactory` (``tiny_config``, ``tiny_processor``) for ``from_tiny``.
     """
 
     name: ClassVar[str]
@@ -80,24 +84,21 @@ class BackboneAdapter(ABC):
 
     @classmethod
     def from_tiny(cls, variant: str | None = None) -> Self:
-        """Adapter for the tiny offline default: random-weight config, local tokenizer."""
-        config = cls.tiny_config(variant)
-        return cls(config, cls.tiny_processor(config))
+        """Adapter for the tiny offline default: random-weight config, local tokenizer.
+
+        Needs the optional :class:`~vlm_adapters.tiny.TinyFactory` methods; an adapter without
+        them raises :class:`~vlm_adapters.errors.NoTinyFactoryError` naming the fix.
+        """
+        from .tiny import tiny_factory
+
+        factory = tiny_factory(cls)
+        config = factory.tiny_config(variant)
+        return cls(config, factory.tiny_processor(config))
 
     @classmethod
     def variants(cls) -> tuple[str, ...]:
         """Names accepted by ``tiny_config(variant)``: one per served ``model_type`` by default."""
         return cls.model_types
-
-    @classmethod
-    @abstractmethod
-    def tiny_config(cls, variant: str | None = None) -> PretrainedConfig:
-        """A few-layer config with the family's real structure, for tests and the offline default."""
-
-    @classmethod
-    @abstractmethod
-    def tiny_processor(cls, config: PretrainedConfig) -> ProcessorMixin:
-        """The stock processor around an offline tokenizer that fits ``config``."""
 
     def load_model(
         self,
@@ -200,7 +201,10 @@ class BackboneAdapter(ABC):
                     expected="one placeholder per image",
                     fix="build prompts with adapter.format_prompt(text, num_images=...)",
                 )
-        flat = [to_pil(img) for imgs in per_sample for img in imgs]
+        form = self.pixel_form
+        flat = [
+            raw_image(img, form, f"images[{b}][{i}]") for b, imgs in enumerate(per_sample) for i, img in enumerate(imgs)
+        ]
         sizes = [[image_size(img) for img in imgs] for imgs in per_sample]
         out = self.processor(images=flat or None, text=text_list, return_tensors="pt", padding=True)
         inputs = {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
@@ -240,9 +244,12 @@ class BackboneAdapter(ABC):
         inputs: dict[str, torch.Tensor],
         original_sizes: Sequence[Sequence[tuple[int, int]]],
         mask_ids: torch.Tensor | None = None,
+        geometries: list[list[ImageGeometry]] | None = None,
     ) -> VisionBatch:
-        """Attach geometry and image-token positions to stock-processor outputs."""
-        geometries = self.geometries_for(inputs, original_sizes)
+        """Attach geometry (``geometries`` where already known, else :meth:`geometries_for`) and
+        image-token positions to the stock forward's inputs."""
+        if geometries is None:
+            geometries = self.geometries_for(inputs, original_sizes)
         positions = [self.image_positions(inputs["input_ids"][b], geos, sample=b) for b, geos in enumerate(geometries)]
         return VisionBatch(inputs=inputs, geometries=geometries, image_token_positions=positions, mask_ids=mask_ids)
 
@@ -252,10 +259,15 @@ class BackboneAdapter(ABC):
         """Geometry per image; by default the spec's answer for each original size."""
         return [[self.spec.geometry(s) for s in sizes] for sizes in original_sizes]
 
-    @abstractmethod
     def normalize(self, sample: Mapping[str, Any]) -> VisionBatch:
         """A one-sample batch from a dataset-style dict: validate, repair only what is exactly
-        recoverable, and raise :class:`VisionInputError` for everything else."""
+        recoverable, and raise :class:`VisionInputError` for everything else.
+
+        One procedure for every backbone (``docs/normalize.md``): the core reads ids, sizes and
+        pixels with one policy, :meth:`resolve_images` turns the images into the stock forward's
+        pixel inputs and geometries, and the core checks the sources against each other.
+        """
+        return normalize_sample(self, sample)
 
     def collate(self, samples: Sequence[Mapping[str, Any]]) -> VisionBatch:
         """``normalize`` each sample and pad them into one batch."""

@@ -37,6 +37,16 @@ class PatchMatrixAsImageError(ImageShapeError):
     """A flattened patch matrix ``[N, D]`` was reshaped into a fake ``[.., 3, N, D]`` image."""
 
 
+class PixelValueError(ImageShapeError):
+    """Pixel values are not what the processor's normalisation produces (NaN, 0-255 values, another
+    image than the sample's raw image)."""
+
+
+class ImageSizeError(ImageShapeError):
+    """Image sizes (``image_sizes``, ``meta_data``, raw images, the padding seen in the pixels) are
+    malformed or contradict each other."""
+
+
 class GridError(VisionInputError):
     """A token/patch grid is missing, malformed, or contradicts the image size."""
 
@@ -57,8 +67,17 @@ class MissingInputError(VisionInputError):
     """A field the backbone needs is absent and cannot be recomputed from what is at hand."""
 
 
+class TokenIdError(VisionInputError):
+    """``input_ids``, ``labels``, ``mask_ids`` or ``attention_mask`` hold values that are not ids of
+    this checkpoint: not integers, outside the vocabulary, a mask that is not 0/1."""
+
+
 class SpecError(VlmAdaptersError, ValueError):
     """A ``VisionInputSpec`` could not be built from a config or processor."""
+
+
+class NoTinyFactoryError(VlmAdaptersError, NotImplementedError):
+    """``from_tiny`` on an adapter that ships no tiny offline fixtures (they are optional)."""
 
 
 class AdapterNotFoundError(VlmAdaptersError, LookupError):

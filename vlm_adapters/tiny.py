@@ -10,11 +10,45 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import PreTrainedModel, PreTrainedTokenizerFast
+from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerFast
+from transformers.processing_utils import ProcessorMixin
 
 from .adapter import BackboneAdapter
+from .errors import NoTinyFactoryError
+
+
+@runtime_checkable
+class TinyFactory(Protocol):
+    """Optional adapter protocol: offline tiny fixtures for tests, demos and the CLI default.
+
+    An adapter for a real checkpoint needs none of this (``from_pretrained`` is enough). Implement
+    both classmethods to get ``from_tiny()``, ``FrozenLMM.from_tiny(name)`` and the contract kit.
+    """
+
+    @classmethod
+    def tiny_config(cls, variant: str | None = None) -> PretrainedConfig:
+        """A few-layer config with the family's real structure (``variant``: one of ``variants()``)."""
+        ...
+
+    @classmethod
+    def tiny_processor(cls, config: PretrainedConfig) -> ProcessorMixin:
+        """The stock processor around an offline tokenizer that fits ``config``."""
+        ...
+
+
+def tiny_factory(adapter_cls: type[BackboneAdapter]) -> TinyFactory:
+    """``adapter_cls`` as a :class:`TinyFactory`, or :class:`NoTinyFactoryError` naming the fix."""
+    if not isinstance(adapter_cls, TinyFactory):
+        raise NoTinyFactoryError(
+            f"adapter {adapter_cls.name!r} has no tiny offline fixtures: found no tiny_config / tiny_processor "
+            f"on {adapter_cls.__qualname__}, expected the optional TinyFactory protocol. Fix: load a checkpoint "
+            "(from_pretrained(path), FrozenLMM.from_pretrained(path), or --model PATH on the command line), or "
+            "implement tiny_config(variant) and tiny_processor(config) on the adapter (vlm_adapters.tiny.TinyFactory)."
+        )
+    return adapter_cls
 
 BASIC_WORDS: tuple[str, ...] = tuple(
     """

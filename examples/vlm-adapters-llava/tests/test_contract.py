@@ -81,7 +81,7 @@ def test_flmm_style_sample_gives_the_same_forward(adapter) -> None:
         "meta_data": geometry.to_meta_data(),
     }
     again = adapter.normalize(sample)
-    assert sorted(again.inputs) == ["attention_mask", "input_ids", "pixel_values"]
+    assert sorted(again.inputs) == ["attention_mask", "input_ids", "labels", "pixel_values"]
     for key, value in batch.inputs.items():
         assert torch.equal(again.inputs[key], value), key
     assert again.geometries == batch.geometries
@@ -101,6 +101,9 @@ def test_refuses_what_it_cannot_know(adapter) -> None:
     with pytest.raises(MissingInputError, match="image_sizes"):
         adapter.normalize({k: v for k, v in good.items() if k != "image_sizes"})
     with pytest.raises(ImageShapeError, match="not normalised"):
+        adapter.normalize({**good, "pixel_values": good["pixel_values"] * 50})
+    # integer pixels are a raw image (the core's one rule), here one whose size contradicts image_sizes
+    with pytest.raises(ImageShapeError, match="declared image sizes"):
         adapter.normalize({**good, "pixel_values": (good["pixel_values"] * 50).to(torch.uint8)})
     small = torch.nn.functional.interpolate(good["pixel_values"], size=(56, 56))
     with pytest.raises(ImageShapeError, match="input shape"):

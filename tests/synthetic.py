@@ -1,4 +1,4 @@
-"""Synthetic images with photo statistics, for offline tests and demos of grid recovery.
+"""Synthetic images with photo statistics, for offline tests of grid recovery (test-only: not shipped).
 
 No photos can be downloaded here, and grid recovery from content must be proven on images that
 behave like photos (smooth regions, edges, a 1/f spectrum) *and* refuse pure noise. These
