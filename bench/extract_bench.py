@@ -4,9 +4,10 @@ Every mode does the same work per sample (phrase maps on the token grid, phrase 
 on manifests of the same texts and image size: images with ``texts_per_image`` referring
 expressions each, at 1, 3 and 7 texts per image (RefCOCO has about 7 expressions per image,
 RefCOCOg about 4). The one-forward-per-sample modes cost the same whatever the grouping, so they
-run once, on the first manifest. Each (manifest, mode) runs in its own process after a warm-up
-sample; models are random-weight with the real widths of Qwen2.5-VL-3B, cut to a few layers
-(``bench/pipeline_bench.py`` SHAPES).
+run on the first manifest. One process builds the model once (random weights, the real widths
+of Qwen2.5-VL-3B cut to a few layers: ``bench/pipeline_bench.py`` SHAPES; the F-LMM mode switches
+it to eager attention), warms every mode up on one sample, then times the modes interleaved,
+``--reps`` rounds, keeping each one's best round (background load only ever slows a round down).
 
     python bench/extract_bench.py                                  # CPU, writes bench/results-extract.json
     python bench/extract_bench.py --device cuda --dtype bfloat16 --samples 70 --out bench/results-extract-gpu.json
@@ -28,7 +29,6 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -108,36 +108,24 @@ def per_sample(lmm: Any, manifest: Path, mode: str) -> None:
         torch.cuda.synchronize()
 
 
-def worker(args: argparse.Namespace) -> dict[str, Any]:
-    import torch
+def timed(lmm: Any, mode: str, manifest: Path, out: Path, batch_size: int) -> float:
+    """Seconds for one mode over one manifest (extract: including the shards it writes)."""
+    import shutil
 
     from vlm_adapters.extract import extract
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
-    dtype = getattr(torch, args.dtype)
-    lmm, _ = build(args.backbone, "eager" if args.mode == "flmm" else "capture", dtype, args.device)
-    folder = Path(args.folder)
-    manifest = Path(args.manifest)
-    warm = write_manifest(folder, args.size, 1, 1, seed=10_000)
-    with tempfile.TemporaryDirectory() as tmp:
-        if args.mode == "extract":
-            extract(warm, Path(tmp) / "warm", lmm, progress=False, batch_size=args.batch_size)
-        else:
-            per_sample(lmm, warm, args.mode)
-        if args.mode == "memory":
-            return memory_windows(lmm, manifest, Path(tmp) / "out", args)
-        start = time.perf_counter()
-        if args.mode == "extract":
-            extract(manifest, Path(tmp) / "out", lmm, progress=False, batch_size=args.batch_size)
-        else:
-            per_sample(lmm, manifest, args.mode)
-        seconds = time.perf_counter() - start
-    samples = len(manifest.read_text().splitlines())
-    return {"mode": args.mode, "samples": samples, "seconds": seconds, "samples_per_s": samples / seconds}
+    lmm.model.set_attn_implementation("eager" if mode == "flmm" else "sdpa")
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    if mode == "extract":
+        extract(manifest, out, lmm, progress=False, batch_size=batch_size)
+    else:
+        per_sample(lmm, manifest, mode)
+    return time.perf_counter() - start
 
 
 def memory_windows(lmm: Any, manifest: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """Peak live heap (above the loaded model) of extract in consecutive windows of rows."""
+    """Peak live heap (above the heap before the run) of extract in consecutive windows of rows."""
     import torch
 
     from vlm_adapters.extract import extract
@@ -155,26 +143,14 @@ def memory_windows(lmm: Any, manifest: Path, out: Path, args: argparse.Namespace
         def source() -> Any:
             for i, row in enumerate(rows):
                 if i and i % window == 0:
-                    peak = torch.cuda.max_memory_allocated() if cuda else memory.peak
-                    peaks.append(int(peak - base))
+                    peaks.append(int((torch.cuda.max_memory_allocated() if cuda else memory.peak) - base))
                     if cuda:
                         torch.cuda.reset_peak_memory_stats()
                     memory.reset()
                 yield {**row, "image": str(manifest.parent / row["image"])}
 
         extract(source(), out, lmm, progress=False, batch_size=args.batch_size, shard_bytes=args.shard_bytes)
-    return {"mode": "memory", "samples": len(rows), "window": window, "window_peak_bytes": peaks}
-
-
-def run_worker(args: argparse.Namespace, mode: str, manifest: Path, folder: Path) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--worker", "--mode", mode, "--manifest", str(manifest), "--folder", str(folder)]
-    for name in ("backbone", "size", "dtype", "device", "batch_size", "windows", "shard_bytes"):
-        cmd += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{mode} on {manifest.name} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return {"samples": len(rows), "window": window, "window_peak_bytes": peaks}
 
 
 def main() -> None:
@@ -192,49 +168,54 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("bench/results-extract.json"))
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--mode", help=argparse.SUPPRESS)
-    parser.add_argument("--manifest", help=argparse.SUPPRESS)
-    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    parser.add_argument("--reps", type=int, default=1, help="interleaved rounds; each mode keeps its best")
     args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(args)))
-        return
+    import torch
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    lmm, _ = build(args.backbone, "capture", getattr(torch, args.dtype), args.device)
     rows: list[dict[str, Any]] = []
     memory: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        baselines: dict[str, dict[str, Any]] = {}
-        for per_image in args.texts_per_image:
-            manifest = write_manifest(folder, args.size, per_image, args.samples)
-            # One forward per sample costs the same however the rows are grouped: the baselines run
-            # once, on the first manifest (same texts, same image size as the others).
-            for mode in (m for m in args.modes if m != "extract" and m not in baselines):
-                baselines[mode] = {**run_worker(args, mode, manifest, folder), "texts_per_image": per_image}
-            results = dict(baselines)
-            if "extract" in args.modes:
-                results["extract"] = run_worker(args, "extract", manifest, folder)
-            entry: dict[str, Any] = {"texts_per_image": per_image, "samples": len(manifest.read_text().splitlines())}
-            entry["modes"] = results
+        manifests = {t: write_manifest(folder, args.size, t, args.samples) for t in args.texts_per_image}
+        first = manifests[args.texts_per_image[0]]
+        warm = write_manifest(folder, args.size, 1, 1, seed=10_000)
+        plan = [(mode, first) for mode in args.modes if mode != "extract"]
+        plan += [("extract", m) for m in manifests.values()] if "extract" in args.modes else []
+        for mode in dict.fromkeys(m for m, _ in plan):
+            timed(lmm, mode, warm, folder / "out", args.batch_size)
+        best: dict[tuple[str, Path], float] = {}
+        for rep in range(args.reps):
+            for mode, manifest in plan:
+                seconds = timed(lmm, mode, manifest, folder / "out", args.batch_size)
+                best[mode, manifest] = min(best.get((mode, manifest), seconds), seconds)
+                print(f"round {rep}: {mode:8s} {manifest.name}: {seconds:.1f}s", flush=True)
+        for per_image, manifest in manifests.items():
+            count = len(manifest.read_text().splitlines())
+            results: dict[str, dict[str, Any]] = {}
+            for mode, used in plan:
+                if used == manifest or (mode != "extract" and used == first):
+                    n = len(used.read_text().splitlines())
+                    seconds = best[mode, used]
+                    results[mode] = {"samples": n, "seconds": seconds, "samples_per_s": n / seconds}
+            entry: dict[str, Any] = {"texts_per_image": per_image, "samples": count, "modes": results}
             base = results.get("capture")
             if base:
                 entry["speedup_vs_capture"] = {
                     m: r["samples_per_s"] / base["samples_per_s"] for m, r in results.items() if m != "capture"
                 }
             rows.append(entry)
-            line = f"{per_image} text(s)/image, {entry['samples']} samples: "
+            line = f"{per_image} text(s)/image, {count} samples: "
             line += "  ".join(f"{m} {r['samples_per_s']:.3f}/s" for m, r in results.items())
             if base:
                 line += "  | vs capture: " + "  ".join(f"{m} {v:.2f}x" for m, v in entry["speedup_vs_capture"].items())
             print(line, flush=True)
         if args.memory_samples:
+            lmm.model.set_attn_implementation("sdpa")
             long = write_manifest(folder, args.memory_size, 3, args.memory_samples, seed=1000)
-            saved = args.size
-            args.size = args.memory_size
-            memory = run_worker(args, "memory", long, folder)
-            args.size = saved
+            memory = {**memory_windows(lmm, long, folder / "memory", args), "size": args.memory_size}
             peaks = memory["window_peak_bytes"]
-            memory["size"] = args.memory_size
             memory["last_over_first"] = peaks[-1] / max(peaks[0], 1) if peaks else None
             print(
                 f"memory over {memory['samples']} samples, windows of {memory['window']}: "
@@ -244,7 +225,6 @@ def main() -> None:
             )
     import platform
 
-    import torch
     import transformers
 
     meta = {
@@ -257,6 +237,8 @@ def main() -> None:
         "device": args.device,
         "dtype": args.dtype,
         "batch_size": args.batch_size,
+        "reps": args.reps,
+        "baselines_on": f"{args.texts_per_image[0]} text(s) per image (one forward per sample either way)",
     }
     args.out.write_text(json.dumps({"meta": meta, "throughput": rows, "memory": memory}, indent=2))
     print(f"wrote {args.out}")
