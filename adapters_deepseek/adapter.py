@@ -1,19 +1,23 @@
 """The DeepSeek-VL adapters: ``deepseek_vl`` (SigLIP, 1.3B) and ``deepseek_vl_hybrid`` (SigLIP +
 SAM, 7B). One fixed spec each; everything else is shared because the two differ only in the
-hybrid's second, high-resolution view and where the padding is decided."""
+hybrid's second, high-resolution view and where the padding is decided.
+
+``normalize`` is the core procedure with its default resolve step (image stacks of one size per
+view, geometry from the original size); this adapter only declares its views.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 from transformers import PretrainedConfig
 from transformers.processing_utils import ProcessorMixin
 
-from vlm_adapters import BackboneAdapter, FixedSpec, VisionBatch
+from vlm_adapters import BackboneAdapter, FixedSpec
+from vlm_adapters.normalize import PixelForm, PixelView
 
 from . import tiny
-from .normalize import normalize_sample
 from .spec import build_deepseek_spec
 
 
@@ -44,8 +48,19 @@ class DeepseekAdapterBase(BackboneAdapter):
         assert isinstance(spec, FixedSpec)
         return spec
 
-    def normalize(self, sample: Mapping[str, Any]) -> VisionBatch:
-        return normalize_sample(self, sample)
+    @cached_property
+    def pixel_form(self) -> PixelForm:
+        """``pixel_values`` at ``spec.image_size``; the hybrid's ``high_res_pixel_values`` at its own
+        size with the processor's high-res mean/std (the 1.3B model takes no such input)."""
+        spec = self.spec_fixed
+        background = spec.background_color  # both views pad with it (the hybrid pads once, at high res)
+        views = {"pixel_values": PixelView(tuple(spec.image_mean), tuple(spec.image_std), spec.image_size, background)}
+        if spec.high_res_image_size is not None:
+            ip: Any = self.processor.image_processor
+            views["high_res_pixel_values"] = PixelView(
+                tuple(ip.high_res_image_mean), tuple(ip.high_res_image_std), spec.high_res_image_size, background
+            )
+        return PixelForm(views=views, channels=int(self.config.vision_config.num_channels))
 
 
 class DeepseekVLAdapter(DeepseekAdapterBase):

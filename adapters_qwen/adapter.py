@@ -8,7 +8,6 @@ reorders patches into attention windows inside the tower, Qwen3-VL uses patch 16
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any, ClassVar
@@ -24,17 +23,15 @@ from transformers import (
 )
 from transformers.processing_utils import ProcessorMixin
 
-from vlm_adapters import BackboneAdapter, DynamicSpec, ImageGeometry, SpecError, VisionBatch
-from vlm_adapters.images import RawImage
+from vlm_adapters import BackboneAdapter, DynamicSpec, ImageGeometry, SpecError, VisionBatch, VisionInputError
+from vlm_adapters.normalize import PixelForm, PixelView, ResolvedImages, SampleImages
 
 from . import tiny
 from .grid import Grid, parse_grid
-from .normalize import normalize_sample
 from .order import grid_to_patch_rows, patch_rows_to_grid, split_rows, undo_window_order
-from .pixels import raw_image
+from .resolve import resolve_qwen_images
 from .spec import build_qwen_spec
-
-logger = logging.getLogger("adapters_qwen")
+from .tokens import check_token_kinds, diagnose
 
 
 class QwenAdapter(BackboneAdapter):
@@ -45,13 +42,12 @@ class QwenAdapter(BackboneAdapter):
     video_processor_class: ClassVar[type[Any]]
     vision_window_attention: ClassVar[bool] = False
     """Whether the vision tower's per-patch tensors come back in attention-window order."""
+    adjacent_images_share_a_run: ClassVar[bool] = False
+    """Each image is its own run, wrapped in vision_start/vision_end: ``get_rope_index`` would read
+    two adjacent images' tokens as one grid."""
     verify_grids_with_content: bool = True
     """Also check given or size-derived grids against patch continuity (a few ms per image):
     catches transposed grids that come with transposed sizes, e.g. from PIL's (width, height)."""
-
-    def __init__(self, config: PretrainedConfig, processor: ProcessorMixin) -> None:
-        super().__init__(config, processor)
-        self._logged: set[str] = set()
 
     # --- construction --------------------------------------------------------------------
     @classmethod
@@ -75,34 +71,52 @@ class QwenAdapter(BackboneAdapter):
     def build_spec(self) -> DynamicSpec:
         return build_qwen_spec(self.config, self.processor)
 
-    # --- inputs --------------------------------------------------------------------------
-    def prepare(
+    # --- normalize: the backbone's steps of the core procedure ---------------------------
+    @cached_property
+    def pixel_form(self) -> PixelForm:
+        """Processed pixels are the processor's flattened patch matrix ``[N, C*T*p*p]``."""
+        spec = self.spec
+        view = PixelView(tuple(spec.image_mean), tuple(spec.image_std))
+        return PixelForm(views={"pixel_values": view}, channels=spec.in_channels, patch_width=spec.patch_dim)
+
+    def resolve_images(self, images: SampleImages) -> ResolvedImages:
+        """The patch matrix and a grid per image: given (checked against sizes and content), derived
+        from the image size (exact), or recovered from patch continuity when unambiguous."""
+        return resolve_qwen_images(self, images)
+
+    def expand_image_tokens(
         self,
-        images: Sequence[RawImage] | Sequence[Sequence[RawImage]] | RawImage,
-        texts: Sequence[str] | str,
+        ids: torch.Tensor,
+        companions: Mapping[str, torch.Tensor],
+        counts: Sequence[int],
+        name: str,
+        geometries: Sequence[ImageGeometry] = (),
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], bool]:
+        """The core expansion, after refusing video tokens (``normalize`` takes still images)."""
+        check_token_kinds(ids, self.spec)
+        return super().expand_image_tokens(ids, companions, counts, name, geometries)
+
+    def token_count_error(self, lengths: list[int], counts: Sequence[int], name: str) -> VisionInputError:
+        return diagnose(lengths, counts, self.spec, name)
+
+    def pixel_cells(self, key: str, pixels: torch.Tensor, geometries: Sequence[ImageGeometry]) -> list[torch.Tensor]:
+        """Patch rows averaged per merge window (one LLM token's cell), ``[tokens, C]`` per image."""
+        m2, c = self.spec.merge_size**2, self.spec.in_channels
+        cells = pixels.float().reshape(-1, m2, c, pixels.shape[-1] // c).mean(dim=(1, 3))
+        return list(cells.split([g.num_image_tokens for g in geometries]))
+
+    def finish_batch(
+        self,
+        inputs: dict[str, torch.Tensor],
+        original_sizes: Sequence[Sequence[tuple[int, int]]],
+        mask_ids: torch.Tensor | None = None,
+        geometries: list[list[ImageGeometry]] | None = None,
     ) -> VisionBatch:
-        """The core ``prepare`` (stock processor, which adds ``mm_token_type_ids``), after refusing
-        images that are not raw images: normalised tensors, floats above 1, disguised patch rows."""
-        n = 1 if isinstance(texts, str) else len(texts)
-        checked = [
-            [raw_image(img, self.spec, f"images[{b}][{i}]") for i, img in enumerate(group)]
-            for b, group in enumerate(self._group_images(images, n))
-        ]
-        return super().prepare(checked, texts)
-
-    def normalize(self, sample: Mapping[str, Any]) -> VisionBatch:
-        """A one-sample batch the stock model reads correctly, from a dataset-style dict.
-
-        Accepts ``input_ids`` (expanded, or one placeholder per image; 1-D or ``[1, L]``),
-        ``input_ids_with_vision``, ``mask_ids``, ``labels``, ``attention_mask``; images as the
-        processor's patch matrix ``[N, C*T*p*p]`` (tensor, array, or one array per image) with
-        ``image_grid_thw`` in any nesting, or as raw images (PIL, HWC arrays, CHW/BCHW tensors);
-        ``image_sizes`` / ``meta_data(s)`` for the image sizes. A missing grid is derived from
-        the image size (exact), else recovered from patch continuity only when unambiguous;
-        anything contradictory or unrecoverable raises a ``VisionInputError``.
-        ``mm_token_type_ids`` is always (re)computed with the stock processor's own method.
-        """
-        return normalize_sample(self, sample)
+        """Always (re)computes ``mm_token_type_ids`` with the processor's own method: transformers
+        builds mrope positions only with it (Qwen2.5-VL silently falls back to 1-D positions)."""
+        mm = self.processor.create_mm_token_type_ids(inputs["input_ids"].tolist())
+        inputs = {**inputs, "mm_token_type_ids": torch.tensor(mm, dtype=torch.long)}
+        return super().finish_batch(inputs, original_sizes, mask_ids, geometries)
 
     def geometries_for(
         self, inputs: Mapping[str, torch.Tensor], original_sizes: Sequence[Sequence[tuple[int, int]]]
@@ -129,14 +143,6 @@ class QwenAdapter(BackboneAdapter):
                 row.append(self.spec.geometry_for_grid(grid, original_size=size))
             out.append(row)
         return out
-
-    def log_once(self, key: str, message: str) -> None:
-        """INFO the first time a kind of repair happens on this adapter, DEBUG afterwards."""
-        if key in self._logged:
-            logger.debug(message)
-        else:
-            self._logged.add(key)
-            logger.info("%s (further repairs of this kind are logged at DEBUG)", message)
 
     # --- orders --------------------------------------------------------------------------
     def patch_rows_to_grid(self, x: torch.Tensor, grid: Grid | ImageGeometry, dim: int = 0) -> torch.Tensor:

@@ -14,8 +14,15 @@ import numpy as np
 import torch
 
 from vlm_adapters import DynamicSpec, GridError
+from vlm_adapters.errors import ImageSizeError
 
 Grid = tuple[int, int, int]
+
+
+class GridSizeError(GridError, ImageSizeError):
+    """A grid (given, or implied by the patch rows) contradicts a declared image size. Either may be
+    the wrong one, so it is both a grid error and, like every backbone's size contradiction, an
+    :class:`~vlm_adapters.errors.ImageSizeError`."""
 
 KEEP_GRID_FIX = (
     "keep image_grid_thw in your collate (it is part of the processor output), or pass the "

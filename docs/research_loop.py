@@ -1,11 +1,16 @@
-"""The same grounding research loop on a Qwen and a DeepSeek backbone: only the name changes.
+"""The same grounding research loop on any backbone: only the name changes.
 
-    python docs/research_loop.py            # runs both tiny offline models, live and from shards
+    python docs/research_loop.py            # several tiny offline models, live and from shards
 
 Per sample: build the prompt with the caption as the answer, mark each phrase's tokens in
 ``mask_ids``, run the frozen model once (attention captured at SDPA cost), pool the phrase
 maps into the mask-head input, train a toy mask head one step against the ground-truth mask
 brought onto the token grid, and map its prediction back onto the original pixels.
+
+An image is one or more views (one for most backbones; a base and a high-resolution view, tiles
+plus a thumbnail or a global view, or pan-and-scan crops for others), each with its own token
+grid, so the head runs on every view and the views' predictions are fused onto the original
+image by their boxes.
 
 ``research_loop_from_shards`` is the same loop in two steps, as it runs at dataset scale:
 extract the phrase maps of the whole dataset once (``vlm-adapters extract``, on as many GPUs
@@ -15,6 +20,7 @@ as there are), then train the head from the shards as often as it changes, witho
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -55,33 +61,36 @@ def research_loop(backbone: str) -> dict[str, object]:
         batch.mask_ids = phrase_mask_ids(tokenizer, batch.input_ids[0], phrases)[None]
         out = lmm(batch)[0]
 
-        maps = out.phrase_maps(reduce="mean")  # [K, layers*heads, rows, cols]
+        views = out.phrase_maps_per_view(reduce="mean")  # per view [K, layers*heads, rows, cols]
         if head is None:  # a 1x1-conv "mask head" over all layers and heads
-            head = torch.nn.Conv2d(maps.shape[1], 1, kernel_size=1)
+            head = torch.nn.Conv2d(views[0].shape[1], 1, kernel_size=1)
             optimiser = torch.optim.SGD(head.parameters(), lr=0.1)
-        samples.append(train_step(head, optimiser, maps, out.geometries[0], masks))
+        samples.append(train_step(head, optimiser, views, out.geometries[0], masks))
     return {"backbone": backbone, "samples": samples}
 
 
 def train_step(
     head: torch.nn.Module,
     optimiser: torch.optim.Optimizer,
-    maps: torch.Tensor,
+    views: Sequence[torch.Tensor],
     geometry: ImageGeometry,
     masks: torch.Tensor,
 ) -> dict[str, object]:
-    """One step of the toy head on one sample's phrase maps; the prediction back on the original image."""
-    target = geometry.to_token_grid(masks)  # [K, rows, cols], padding cropped away
-    logits = head(maps / maps.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12))[:, 0]
-    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+    """One step of the toy head on one sample's per-view phrase maps; the prediction fused back on
+    the original image."""
+    targets = geometry.to_view_grids(masks)  # per view [K, rows, cols], padding cropped away
+    logits = [head(maps / maps.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12))[:, 0] for maps in views]
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    loss = torch.stack([bce(x, t) for x, t in zip(logits, targets, strict=True)]).mean()
     optimiser.zero_grad()
     loss.backward()
     optimiser.step()
-    prediction = geometry.to_image(logits.sigmoid().detach())  # [K, H, W] on the original image
+    prediction = geometry.to_image([x.sigmoid().detach() for x in logits])  # [K, H, W], views fused
     return {
         "image_size": geometry.original_size,
-        "token_grid": geometry.token_grid,
-        "head_input": tuple(maps.shape),
+        "views": [v.name for v in geometry.views],
+        "token_grids": [v.token_grid for v in geometry.views],
+        "head_inputs": [tuple(maps.shape) for maps in views],
         "prediction": tuple(prediction.shape),
         "loss": float(loss.detach()),
     }
@@ -103,17 +112,17 @@ def research_loop_from_shards(backbone: str, folder: Path) -> dict[str, object]:
     head: torch.nn.Module | None = None
     samples: list[dict[str, object]] = []
     for sample in loader:
-        maps = sample["maps"][0][0].float()  # image 0, view 0: [K, layers*heads, rows, cols]
+        views = [v.float() for v in sample["maps"][0]]  # image 0: per view [K, layers*heads, rows, cols]
         if head is None:
-            head = torch.nn.Conv2d(maps.shape[1], 1, kernel_size=1)
+            head = torch.nn.Conv2d(views[0].shape[1], 1, kernel_size=1)
             optimiser = torch.optim.SGD(head.parameters(), lr=0.1)
-        step = train_step(head, optimiser, maps, sample["geometries"][0], masks[sample["id"]])
+        step = train_step(head, optimiser, views, sample["geometries"][0], masks[sample["id"]])
         samples.append({"id": sample["id"], **step})
     return {"backbone": backbone, "samples": samples}
 
 
 if __name__ == "__main__":
-    for name in ("qwen2_5_vl", "deepseek_vl"):
+    for name in ("qwen2_5_vl", "deepseek_vl", "llava_next", "internvl", "gemma3", "smolvlm"):
         print(research_loop(name))
         with tempfile.TemporaryDirectory() as tmp:
             print(research_loop_from_shards(name, Path(tmp)))

@@ -15,6 +15,7 @@ from PIL import Image
 
 from vlm_adapters import (
     ImageShapeError,
+    ImageSizeError,
     MissingInputError,
     PatchMatrixAsImageError,
     TokenCountError,
@@ -425,3 +426,35 @@ def test_flmm_research_sample_is_accepted_as_is() -> None:
     assert torch.equal(batch.mask_ids[0], mask_ids)
     mirrored = {**sample, "pixel_values": pixels.flip(-1)}  # augmented pixels with the un-augmented image
     refused(adapter, mirrored, VisionInputError)
+
+
+def test_declared_size_is_checked_against_the_visible_padding() -> None:
+    """Without a raw image, the background bands of processed pixels show where the content is:
+    research-processed pixels (content one row off the stock rounding) with their true size are
+    accepted, the same pixels with a (width, height) size or another aspect ratio are refused."""
+    adapter = get_adapter("deepseek_vl").from_tiny()
+    image = smooth_image(481, 640, seed=2)
+    pixels, _ = _research_processed(image, adapter.spec)
+    ids = adapter.prepare([image], [adapter.format_prompt("the cat", answer="the cat")]).input_ids[0]
+    batch = adapter.normalize({"pixel_values": pixels, "input_ids": ids, "image_sizes": [(481, 640)]})
+    assert batch.geometries[0][0] == adapter.spec.geometry((481, 640))
+    for wrong in ((640, 481), (481, 900), (600, 640)):
+        err = refused(adapter, {"pixel_values": pixels, "input_ids": ids, "image_sizes": [wrong]}, ImageSizeError)
+        assert "padding" in err.problem and str(wrong) in str(err.found)
+
+
+def test_research_meta_data_alone_stands_in_for_the_size() -> None:
+    """DeepSeek's research ``meta_data`` has no ``original_shape``; at 384 px its ``image_shape`` is a
+    size the resize maps onto itself, so it gives the exact input geometry (original size unknown)."""
+    adapter = get_adapter("deepseek_vl").from_tiny()
+    image = smooth_image(481, 640, seed=2)
+    pixels, meta = _research_processed(image, adapter.spec)
+    ids = adapter.prepare([image], [adapter.format_prompt("the cat", answer="the cat")]).input_ids[0]
+    batch = adapter.normalize({"pixel_values": pixels, "input_ids": ids, "meta_data": meta})
+    geometry = batch.geometries[0][0]
+    assert geometry.original_size == (meta["image_shape"]["height"], meta["image_shape"]["width"])
+    assert (geometry.padding.top, geometry.padding.bottom) == (
+        meta["padding"]["before_height"],
+        meta["padding"]["after_height"],
+    )
+    assert batch.extras["original_size_known"] == [[False]]

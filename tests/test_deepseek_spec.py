@@ -164,3 +164,22 @@ def test_geometry_equals_full_stock_processor(adapter) -> None:
             assert got == pytest.approx(want, abs=1e-9), (h, w)
         if (h, w) == (480, 640):
             assert (int(rows[0]), int(rows[-1])) == ((128, 895) if hybrid else (48, 335))
+
+
+def test_hybrid_padding_colour_comes_from_the_high_res_attribute() -> None:
+    """The hybrid pads at 1024 with ``high_res_background_color``; its 384 view is cut from that
+    padded square, so the spec's background (and the padding seen on both views) is the high-res
+    one. Distinct colours for the two attributes make a mix-up visible."""
+    base = get_adapter("deepseek_vl_hybrid").from_tiny()
+    processor = copy.deepcopy(base.processor)
+    processor.image_processor.background_color = [10, 200, 30]
+    processor.image_processor.high_res_background_color = [220, 40, 90]
+    adapter = type(base)(base.config, processor)
+    assert adapter.spec.background_color == (220, 40, 90)
+    out = processor.image_processor(images=[solid_image(100, 300)], return_tensors="pt")
+    geometry = adapter.spec.geometry((100, 300))
+    assert geometry.padding.top > 10
+    mean = torch.tensor(adapter.spec.image_mean).view(3, 1)
+    std = torch.tensor(adapter.spec.image_std).view(3, 1)
+    band = out["pixel_values"][0][:, 2, :] * std + mean  # a row inside the top padding, back to [0, 1]
+    torch.testing.assert_close(band.mean(-1) * 255, torch.tensor([220.0, 40.0, 90.0]), rtol=0, atol=1.5)

@@ -14,15 +14,17 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from synthetic import noise_image, photo_like
 
 from adapters_qwen import GridRecoveredWarning, QwenAdapter
-from adapters_qwen.synthetic import noise_image, photo_like
 from vlm_adapters import (
     AmbiguousGridError,
     GridError,
     ImageShapeError,
+    ImageSizeError,
     MissingInputError,
     PatchMatrixAsImageError,
+    PixelValueError,
     TokenCountError,
     VisionBatch,
     VisionInputError,
@@ -234,10 +236,11 @@ def test_sizes_that_contradict_rows_or_each_other(qwen25: tuple[QwenAdapter, Any
     adapter, _ = qwen25
     with pytest.raises(GridError, match="do not match the declared image size"):
         adapter.normalize(as_sample(seed, image_grid_thw=None, image_sizes=[(480, 640)]))
+    # size sources that contradict each other: the core's ImageSizeError, as for every backbone
     meta = {"original_shape": {"height": 427, "width": 640}, "image_shape": {"height": 644, "width": 420}}
-    with pytest.raises(GridError, match="contradicts itself"):
+    with pytest.raises(ImageSizeError, match="contradicts itself"):
         adapter.normalize(as_sample(seed, image_grid_thw=None, meta_data=meta))
-    with pytest.raises(GridError, match="disagree"):
+    with pytest.raises(ImageSizeError, match="disagree"):
         adapter.normalize(
             as_sample(seed, image_grid_thw=None, image_sizes=[SEED_SIZE], meta_data={"original_shape": (640, 427)})
         )
@@ -284,7 +287,7 @@ def test_unexpanded_ids_are_expanded_like_the_processor(family: QwenAdapter) -> 
     text, ids = _unexpanded(adapter, 2)
     stock = adapter.processor(images=images, text=[text], return_tensors="pt")
     tok = adapter.processor.tokenizer
-    cat, left = tok.convert_tokens_to_ids("cat"), tok.convert_tokens_to_ids("left")
+    (cat,), (left,) = (tok(" " + word, add_special_tokens=False)["input_ids"] for word in ("cat", "left"))
     mask_ids = torch.where(ids == cat, 0, torch.where(ids == left, 1, -1))
     labels = torch.where(ids == left, ids, -100)
     sample = {
@@ -440,3 +443,49 @@ def test_grid_given_on_uninformative_content_is_kept(qwen25: tuple[QwenAdapter, 
     batch = prepared(adapter, [Image.fromarray(noise_image(*SEED_SIZE, seed=2))])
     got = adapter.normalize(as_sample(batch))
     assert_same_inputs(got, batch)
+
+
+def test_raw_image_with_pixel_values_gives_the_size(qwen25: tuple[QwenAdapter, Any], seed: VisionBatch) -> None:
+    """A raw ``image`` next to ``pixel_values`` and no grid or size: the raw image gives the size
+    (and the grid), and the pixels must be that image's processed form."""
+    adapter, _ = qwen25
+    photo = Image.fromarray(photo_like(*SEED_SIZE, seed=0))  # the seed photo itself
+    sample = {"input_ids": seed.input_ids[0], "pixel_values": seed.inputs["pixel_values"], "image": photo}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no recovery from content: the size is known
+        got = adapter.normalize(sample)
+    assert_same_inputs(got, seed)
+    assert got.geometries == seed.geometries and got.geometries[0][0].original_size == SEED_SIZE
+    assert got.extras["original_size_known"] == [[True]]
+    other = prepared(adapter, [Image.fromarray(photo_like(*SEED_SIZE, seed=5))])  # same size, another photo
+    with pytest.raises(PixelValueError, match="not the processed form"):
+        adapter.normalize({**sample, "pixel_values": other.inputs["pixel_values"]})
+    smaller = prepared(adapter, [Image.fromarray(photo_like(200, 300, seed=0))])
+    with pytest.raises(ImageShapeError, match="not the processed form"):
+        adapter.normalize({**sample, "pixel_values": smaller.inputs["pixel_values"]})
+
+
+def test_flat_image_cannot_tell_a_transposed_size(qwen25: tuple[QwenAdapter, Any]) -> None:
+    """What is decided when the content cannot confirm a grid: a grid and a size that agree with each
+    other stand, even transposed together (nothing in a flat image tells); the raw image settles it."""
+    adapter, _ = qwen25
+    flat = Image.new("RGB", (SEED_SIZE[1], SEED_SIZE[0]), (90, 120, 200))
+    batch = prepared(adapter, [flat])
+    pil_order = as_sample(batch, image_grid_thw=[[1, 46, 30]], image_sizes=[SEED_SIZE[::-1]])
+    got = adapter.normalize(pil_order)
+    assert got.inputs["image_grid_thw"].tolist() == [[1, 46, 30]]
+    assert got.geometries[0][0].original_size == SEED_SIZE[::-1]
+    derived = adapter.normalize(as_sample(batch, image_grid_thw=None, image_sizes=[SEED_SIZE[::-1]]))
+    assert derived.inputs["image_grid_thw"].tolist() == [[1, 46, 30]]
+    with pytest.raises(ImageSizeError, match="declared image sizes"):
+        adapter.normalize({**pil_order, "image": flat})
+
+
+def test_raw_image_beyond_the_aspect_limit_is_a_typed_error(family: QwenAdapter) -> None:
+    """The stock processor raises a bare ValueError on it; the spec's ImageShapeError comes first."""
+    _, ids = _unexpanded(family, 1)
+    thin = np.zeros((3, 1000, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="aspect ratio"):
+        family.processor.image_processor(images=[thin], return_tensors="pt")
+    with pytest.raises(ImageShapeError, match="aspect ratio"):
+        family.normalize({"input_ids": ids, "image": thin})

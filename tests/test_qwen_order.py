@@ -18,10 +18,10 @@ import pytest
 import torch
 from einops import rearrange
 from PIL import Image
+from synthetic import photo_like
 from transformers.vision_utils import get_vision_position_ids
 
 from adapters_qwen import QwenAdapter
-from adapters_qwen.synthetic import photo_like
 from vlm_adapters import get_adapter
 
 FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")

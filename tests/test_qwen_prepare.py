@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from synthetic import photo_like
 
 from adapters_qwen import QwenAdapter
-from adapters_qwen.synthetic import photo_like
 from vlm_adapters import ImageShapeError, PatchMatrixAsImageError, adapter_for, get_adapter, list_adapters
 from vlm_adapters.tiny import save_tiny_checkpoint
 

@@ -21,11 +21,11 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from synthetic import noise_image, photo_like
 
 from adapters_qwen import GridRecoveredWarning, QwenAdapter
 from adapters_qwen.continuity import recover_grid
 from adapters_qwen.grid import candidate_grids
-from adapters_qwen.synthetic import noise_image, photo_like
 from vlm_adapters import VisionInputError, get_adapter
 
 FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from synthetic import noise_image, photo_like
 
 from adapters_qwen import QwenAdapter
 from adapters_qwen.continuity import MIN_RATIO, recover_grid
 from adapters_qwen.grid import candidate_grids
-from adapters_qwen.synthetic import noise_image, photo_like
 from vlm_adapters import AmbiguousGridError, GridError, get_adapter
 
 

@@ -1,4 +1,4 @@
-"""``python -m vlm_adapters``: the CLI, as ``torchrun -m vlm_adapters extract ...`` starts it."""
+"""``python -m vlm_adapters``: the ``vlm-adapters`` command (``torchrun -m vlm_adapters extract ...`` too)."""
 
 import sys
 

@@ -31,18 +31,22 @@ from typing_extensions import Self
 from .batch import VisionBatch
 from .errors import TokenCountError, VisionInputError
 from .geometry import ImageGeometry
-from .images import RawImage, image_size, is_raw_image, to_pil
+from .images import RawImage, image_size, is_raw_image
+from .normalize import SampleHooks, normalize_sample
+from .normalize.pixels import raw_image
 from .spec import SpecBase
 
 Spec = SpecBase
 
 
-class BackboneAdapter(ABC):
+class BackboneAdapter(SampleHooks, ABC):
     """Base class for backbone adapters; subclass it in a plugin and register the class.
 
-    Subclasses set ``name`` and ``model_types`` and implement :meth:`build_spec`,
-    :meth:`normalize`, :meth:`tiny_config` and :meth:`tiny_processor`. Everything else has a
-    working default built on the spec.
+    Subclasses set ``name`` and ``model_types`` and implement :meth:`build_spec`. Everything else
+    has a working default built on the spec; ``normalize`` is one procedure for every backbone,
+    whose backbone-specific steps (``resolve_images``, token expansion) are the hooks of
+    :class:`~vlm_adapters.normalize.SampleHooks`. Tiny offline fixtures are optional: implement
+    :class:`~vlm_adapters.tiny.TinyFactory` (``tiny_config``, ``tiny_processor``) for ``from_tiny``.
     """
 
     name: ClassVar[str]
@@ -56,6 +60,10 @@ class BackboneAdapter(ABC):
         {"input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids", "labels"}
     )
     """Keys of ``inputs`` that are ``[batch, seq]`` and get padded when samples are batched."""
+    image_stack_keys: ClassVar[frozenset[str]] = frozenset()
+    """Keys of ``inputs`` that are ``[batch, images, ...]`` stacks, one row per sample (processors
+    that stack each sample's images, e.g. Idefics3); batching pads their image axis with zeros, as
+    those processors do. Every other non-sequence key is concatenated along dim 0."""
 
     def __init__(self, config: PretrainedConfig, processor: ProcessorMixin) -> None:
         if config.model_type not in self.model_types:
@@ -80,24 +88,21 @@ class BackboneAdapter(ABC):
 
     @classmethod
     def from_tiny(cls, variant: str | None = None) -> Self:
-        """Adapter for the tiny offline default: random-weight config, local tokenizer."""
-        config = cls.tiny_config(variant)
-        return cls(config, cls.tiny_processor(config))
+        """Adapter for the tiny offline default: random-weight config, local tokenizer.
+
+        Needs the optional :class:`~vlm_adapters.tiny.TinyFactory` methods; an adapter without
+        them raises :class:`~vlm_adapters.errors.NoTinyFactoryError` naming the fix.
+        """
+        from .tiny import tiny_factory
+
+        factory = tiny_factory(cls)
+        config = factory.tiny_config(variant)
+        return cls(config, factory.tiny_processor(config))
 
     @classmethod
     def variants(cls) -> tuple[str, ...]:
         """Names accepted by ``tiny_config(variant)``: one per served ``model_type`` by default."""
         return cls.model_types
-
-    @classmethod
-    @abstractmethod
-    def tiny_config(cls, variant: str | None = None) -> PretrainedConfig:
-        """A few-layer config with the family's real structure, for tests and the offline default."""
-
-    @classmethod
-    @abstractmethod
-    def tiny_processor(cls, config: PretrainedConfig) -> ProcessorMixin:
-        """The stock processor around an offline tokenizer that fits ``config``."""
 
     def load_model(
         self,
@@ -200,8 +205,13 @@ class BackboneAdapter(ABC):
                     expected="one placeholder per image",
                     fix="build prompts with adapter.format_prompt(text, num_images=...)",
                 )
-        flat = [to_pil(img) for imgs in per_sample for img in imgs]
+        form = self.pixel_form
+        flat = [
+            raw_image(img, form, f"images[{b}][{i}]") for b, imgs in enumerate(per_sample) for i, img in enumerate(imgs)
+        ]
         sizes = [[image_size(img) for img in imgs] for imgs in per_sample]
+        for size in (s for per in sizes for s in per):
+            self.spec.geometry(size)  # ImageShapeError for a shape the stock processor refuses (or mangles)
         out = self.processor(images=flat or None, text=text_list, return_tensors="pt", padding=True)
         inputs = {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
         return self.finish_batch(inputs, sizes)
@@ -240,9 +250,12 @@ class BackboneAdapter(ABC):
         inputs: dict[str, torch.Tensor],
         original_sizes: Sequence[Sequence[tuple[int, int]]],
         mask_ids: torch.Tensor | None = None,
+        geometries: list[list[ImageGeometry]] | None = None,
     ) -> VisionBatch:
-        """Attach geometry and image-token positions to stock-processor outputs."""
-        geometries = self.geometries_for(inputs, original_sizes)
+        """Attach geometry (``geometries`` where already known, else :meth:`geometries_for`) and
+        image-token positions to the stock forward's inputs."""
+        if geometries is None:
+            geometries = self.geometries_for(inputs, original_sizes)
         positions = [self.image_positions(inputs["input_ids"][b], geos, sample=b) for b, geos in enumerate(geometries)]
         return VisionBatch(inputs=inputs, geometries=geometries, image_token_positions=positions, mask_ids=mask_ids)
 
@@ -252,10 +265,15 @@ class BackboneAdapter(ABC):
         """Geometry per image; by default the spec's answer for each original size."""
         return [[self.spec.geometry(s) for s in sizes] for sizes in original_sizes]
 
-    @abstractmethod
     def normalize(self, sample: Mapping[str, Any]) -> VisionBatch:
         """A one-sample batch from a dataset-style dict: validate, repair only what is exactly
-        recoverable, and raise :class:`VisionInputError` for everything else."""
+        recoverable, and raise :class:`VisionInputError` for everything else.
+
+        One procedure for every backbone (``docs/normalize.md``): the core reads ids, sizes and
+        pixels with one policy, :meth:`resolve_images` turns the images into the stock forward's
+        pixel inputs and geometries, and the core checks the sources against each other.
+        """
+        return normalize_sample(self, sample)
 
     def collate(self, samples: Sequence[Mapping[str, Any]]) -> VisionBatch:
         """``normalize`` each sample and pad them into one batch."""
@@ -267,7 +285,11 @@ class BackboneAdapter(ABC):
                 fix="pass [sample, ...]; normalize(sample) takes a single one",
             )
         return concat_batches(
-            [self.normalize(s) for s in samples], self.pad_token_id, self.padding_side, self.sequence_keys
+            [self.normalize(s) for s in samples],
+            self.pad_token_id,
+            self.padding_side,
+            self.sequence_keys,
+            self.image_stack_keys,
         )
 
     @property
@@ -390,11 +412,13 @@ def concat_batches(
     pad_token_id: int,
     padding_side: str = "right",
     sequence_keys: frozenset[str] = BackboneAdapter.sequence_keys,
+    image_stack_keys: frozenset[str] = BackboneAdapter.image_stack_keys,
 ) -> VisionBatch:
     """Pad per-sample batches to one length and concatenate them along the batch axis.
 
-    Sequence tensors (``[b, seq]``) are padded; everything else (pixels, grids) is
-    concatenated along dim 0, which is how every stock processor batches images.
+    Sequence tensors (``[b, seq]``) are padded; per-sample image stacks (``[b, images, ...]``,
+    ``image_stack_keys``) are zero-padded to the most images; everything else (pixels, grids) is
+    concatenated along dim 0, which is how most stock processors batch images.
     """
     if len(batches) == 1:
         return batches[0]
@@ -410,6 +434,9 @@ def concat_batches(
             if key in sequence_keys:
                 pad = (left, n - left)
                 value = torch.nn.functional.pad(value, pad, value=pad_values.get(key, 0))
+            elif key in image_stack_keys:
+                most = max(b.inputs[key].shape[1] for b in batches if key in b.inputs)
+                value = torch.cat([value, value.new_zeros(value.shape[0], most - value.shape[1], *value.shape[2:])], 1)
             out.setdefault(key, []).append(value)
         positions.extend([[p + left for p in sample] for sample in batch.image_token_positions])
         ids = batch.mask_ids if batch.mask_ids is not None else torch.full_like(batch.input_ids, -1)

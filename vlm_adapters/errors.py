@@ -14,8 +14,8 @@ class VlmAdaptersError(Exception):
     """Root of every error raised by vlm-adapters."""
 
 
-class VisionInputError(VlmAdaptersError, ValueError):
-    """Input that a backbone cannot take as it is, and that cannot be repaired exactly.
+class ExplainedError(VlmAdaptersError):
+    """An error whose message names what was found, what was expected and the fix.
 
     ``found``, ``expected`` and ``fix`` are kept as attributes so callers and tests can
     inspect them without parsing the message.
@@ -29,12 +29,26 @@ class VisionInputError(VlmAdaptersError, ValueError):
         super().__init__(f"{problem}: found {found}; expected {expected}. Fix: {fix}")
 
 
+class VisionInputError(ExplainedError, ValueError):
+    """Input that a backbone cannot take as it is, and that cannot be repaired exactly."""
+
+
 class ImageShapeError(VisionInputError):
     """An image or pixel tensor has the wrong rank, layout or resolution."""
 
 
 class PatchMatrixAsImageError(ImageShapeError):
     """A flattened patch matrix ``[N, D]`` was reshaped into a fake ``[.., 3, N, D]`` image."""
+
+
+class PixelValueError(ImageShapeError):
+    """Pixel values are not what the processor's normalisation produces (NaN, 0-255 values, another
+    image than the sample's raw image)."""
+
+
+class ImageSizeError(ImageShapeError):
+    """Image sizes (``image_sizes``, ``meta_data``, raw images, the padding seen in the pixels) are
+    malformed or contradict each other."""
 
 
 class GridError(VisionInputError):
@@ -57,8 +71,34 @@ class MissingInputError(VisionInputError):
     """A field the backbone needs is absent and cannot be recomputed from what is at hand."""
 
 
+class TokenIdError(VisionInputError):
+    """``input_ids``, ``labels``, ``mask_ids`` or ``attention_mask`` hold values that are not ids of
+    this checkpoint: not integers, outside the vocabulary, a mask that is not 0/1."""
+
+
+class ImageFileError(VisionInputError):
+    """An image path that does not exist or does not decode as an image."""
+
+
+class OptionError(ExplainedError, ValueError):
+    """A command-line or API option that does not fit the model, the text or the machine
+    (layers, heads, words, device, dtype, colour map)."""
+
+
+class OutputFolderError(ExplainedError):
+    """An output folder that a run must not write into as it is (not empty, another run's)."""
+
+
+class CheckpointError(VisionInputError):
+    """A checkpoint folder or hub id that cannot be read, or in a format the stock classes cannot load."""
+
+
 class SpecError(VlmAdaptersError, ValueError):
     """A ``VisionInputSpec`` could not be built from a config or processor."""
+
+
+class NoTinyFactoryError(VlmAdaptersError, NotImplementedError):
+    """``from_tiny`` on an adapter that ships no tiny offline fixtures (they are optional)."""
 
 
 class AdapterNotFoundError(VlmAdaptersError, LookupError):

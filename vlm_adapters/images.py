@@ -6,6 +6,8 @@ certainly a raw image is treated as one; anything else is left for the adapter t
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,7 +57,7 @@ def is_raw_image(obj: Any) -> bool:
 
 
 def _plain_range(arr: np.ndarray) -> bool:
-    if arr.dtype == np.uint8:
+    if arr.dtype in (np.uint8, np.uint16):
         return True
     if arr.size == 0:
         return False
@@ -65,16 +67,59 @@ def _plain_range(arr: np.ndarray) -> bool:
     return lo >= 0.0 and hi <= 1.0
 
 
+SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+
+
+def _pil_to_rgb(image: Image.Image, where: str) -> Image.Image:
+    """One rule per PIL mode: the scale of each mode is known, so nothing is clipped or guessed.
+
+    8-bit modes (``1``, ``L``, ``P``, ``RGB``, ``RGBA``, ``LA``, ``CMYK``, ``YCbCr``...) convert as
+    PIL does (alpha dropped); 16-bit modes (``I;16*``, how 16-bit PNGs open) are scaled by
+    255/65535; float mode ``F`` must lie in [0, 1] and is scaled by 255; 32-bit integer mode ``I``
+    has no known scale and is refused.
+    """
+    if image.mode in SIXTEEN_BIT_MODES:
+        return to_pil(np.asarray(image).astype(np.uint16), where)
+    if image.mode in ("F", "I"):
+        arr = np.asarray(image)
+        if image.mode == "I":
+            raise ImageShapeError(
+                f"{where} is a 32-bit integer image: its scale is unknown",
+                found=f"PIL mode 'I', values {int(arr.min())}..{int(arr.max())}",
+                expected="an 8-bit or 16-bit image, or floats in [0, 1]",
+                fix="convert it knowing its range, e.g. Image.fromarray((arr / arr_max * 255).astype('uint8'))",
+            )
+        return to_pil(arr.astype(np.float32), where)
+    return image.convert("RGB")
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Decode an image file, refusing decompression bombs with a typed error instead of PIL's."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                return image.copy()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageShapeError(
+            f"{path} is too large to decode safely",
+            found=str(exc).split(" could be")[0][:120],
+            expected=f"at most {Image.MAX_IMAGE_PIXELS} pixels (PIL's decompression-bomb limit)",
+            fix="downscale the image first, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file",
+        ) from None
+
+
 def to_pil(image: RawImage, where: str = "image") -> Image.Image:
     """A validated raw image as PIL RGB; ``where`` names it in errors.
 
     Torch tensors are CHW, numpy arrays HWC (or HW). uint8 (and bool) are taken as they are,
-    other integers must lie in 0..255 and floats in [0, 1]: a scale is never guessed, and
-    normalised processor output (negative values) is refused rather than clipped into a
-    different picture.
+    uint16 is scaled by 255/65535, other integers must lie in 0..255 and floats in [0, 1]: a
+    scale is never guessed, and normalised processor output (negative values) is refused rather
+    than clipped into a different picture. PIL images follow :func:`_pil_to_rgb`.
     """
     if isinstance(image, Image.Image):
-        return image.convert("RGB")
+        return _pil_to_rgb(image, where)
     h, w = image_size(image)  # raises the typed error for anything not HWC / CHW / HW
     if h <= 0 or w <= 0:
         raise ImageShapeError(
@@ -91,8 +136,12 @@ def to_pil(image: RawImage, where: str = "image") -> Image.Image:
             arr = arr.transpose(1, 2, 0)
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8) * 255
+    elif arr.dtype == np.uint16:
+        arr = (arr.astype(np.float64) * (255.0 / 65535.0)).round().astype(np.uint8)
     elif arr.dtype != np.uint8:
-        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN image: reported just below
+            lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
         floating = np.issubdtype(arr.dtype, np.floating)
         if floating and not np.isfinite(arr).all():
             raise ImageShapeError(

@@ -84,6 +84,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from ..pipeline import FrozenLMM
     from ..registry import adapter_for, get_adapter
     from ..run import check_indices
+    from ..tiny import tiny_factory
     from .distributed import current_ranks
     from .job import DEFAULT_PROMPT, check_heads, check_output, extract, output_settings
     from .manifest import open_dataset_folder, open_manifest
@@ -95,7 +96,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
         adapter_cls = get_adapter(args.backbone) if args.backbone else adapter_for(config)
     elif args.backbone:
         adapter_cls = get_adapter(args.backbone)
-        config = adapter_cls.tiny_config()
+        config = tiny_factory(adapter_cls).tiny_config()
     else:
         raise VisionInputError(
             "no model to run",

@@ -218,11 +218,12 @@ class AdapterContract:
             assert positions.numel() == geometry.num_image_tokens
             assert (ids[positions] == adapter.spec.image_token_id).all()
             assert contiguous_runs(positions) == geometry.run_lengths
-            views = adapter.tokens_to_views(positions.float(), geometry)
+            tagged = positions.float() + 1  # 0 stays free to mark what views_to_tokens fills in
+            views = adapter.tokens_to_views(tagged, geometry)
             assert len(views) == geometry.num_views
             for view, grid in zip(geometry.views, views, strict=True):
                 assert tuple(grid.shape[-2:]) == view.token_grid
-                assert float(grid.reshape(-1)[0]) == float(positions[view.offset])
+                assert float(grid.reshape(-1)[0]) == float(tagged[view.offset])
                 if adapter.spec.token_order == "raster" and view.temporal == 1:
                     run = contiguous_runs(positions[view.offset : view.end])
                     assert run == [view.num_tokens], f"view {view.name} is split by text: {run}"
@@ -230,7 +231,7 @@ class AdapterContract:
                     assert torch.all(grid[1:, :] - grid[:-1, :] == view.token_grid[1] + view.row_separators)
             back = adapter.views_to_tokens(views, geometry)
             cells = back != 0
-            assert torch.equal(back[cells], positions.float()[cells])
+            assert torch.equal(back[cells], tagged[cells])
             assert int(cells.sum()) == sum(v.num_cells for v in geometry.views)
 
     def test_geometry_round_trip(self, adapter: BackboneAdapter) -> None:
@@ -385,7 +386,9 @@ class AdapterContract:
             text = adapter.format_prompt(self.prompt_text, num_images=len(images), answer="a cat" + " now" * i)
             samples.append(sample_from_batch(adapter.prepare([images], [text])))
         singles = [adapter.normalize(s) for s in samples]
-        batched = lmm(concat_batches(singles, adapter.pad_token_id, padding_side, adapter.sequence_keys))
+        batched = lmm(
+            concat_batches(singles, adapter.pad_token_id, padding_side, adapter.sequence_keys, adapter.image_stack_keys)
+        )
         for single, got in zip(singles, batched, strict=True):
             want = lmm(single)[0]
             assert got.num_queries == want.num_queries

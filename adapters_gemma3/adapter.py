@@ -1,0 +1,128 @@
+"""The Gemma 3 adapter (``gemma3``): fixed square SigLIP views pooled to a token grid, optional
+pan-and-scan crops in runs of their own, and a forward that needs ``token_type_ids``.
+
+Gemma 3's language model lets each image's tokens attend to each other in both directions; it
+builds that mask from ``token_type_ids``. A forward without them runs with no error and a
+plain causal mask over the image, which changes every result, so the batch always carries them,
+computed with the stock processor's own method from the final ``input_ids``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from PIL import Image
+from transformers import PretrainedConfig, PreTrainedModel
+from transformers.processing_utils import ProcessorMixin
+from typing_extensions import Self
+
+from vlm_adapters import BackboneAdapter, ImageGeometry, SpecError, VisionBatch
+
+from . import tiny
+from .checkpoint import build_gemma3_spec
+from .normalize import normalize_sample
+from .spec import PanAndScanSpec
+
+PAN_AND_SCAN_VARIANT = "gemma3_pan_and_scan"
+"""Tiny variant whose processor has pan-and-scan on (as ``from_pretrained(..., do_pan_and_scan=True)``)."""
+
+
+class Gemma3Adapter(BackboneAdapter):
+    name = "gemma3"
+    model_types = ("gemma3",)
+    spec_kind: ClassVar[str] = "pan_and_scan"
+    description = "Gemma 3: square SigLIP views pooled to a 16x16 grid; optional pan-and-scan crops, each its own run"
+
+    def build_spec(self) -> PanAndScanSpec:
+        return build_gemma3_spec(self.config, self.processor)
+
+    @property
+    def gemma_spec(self) -> PanAndScanSpec:
+        """``spec`` typed as the kind it always is here."""
+        spec = self.spec
+        assert isinstance(spec, PanAndScanSpec)
+        return spec
+
+    # --- tiny offline checkpoints --------------------------------------------------------
+    @classmethod
+    def variants(cls) -> tuple[str, ...]:
+        return (*cls.model_types, PAN_AND_SCAN_VARIANT)
+
+    @classmethod
+    def tiny_config(cls, variant: str | None = None) -> PretrainedConfig:
+        if variant not in (None, *cls.variants()):
+            raise ValueError(f"{cls.name} has no tiny variant {variant!r}; variants: {list(cls.variants())}")
+        return tiny.tiny_config()
+
+    @classmethod
+    def tiny_processor(cls, config: PretrainedConfig) -> ProcessorMixin:
+        return tiny.tiny_processor(config)
+
+    @classmethod
+    def from_tiny(cls, variant: str | None = None) -> Self:
+        """The tiny checkpoint; the pan-and-scan variant differs only in its processor's setting."""
+        config = cls.tiny_config(variant)
+        defaults = tiny.PAN_AND_SCAN_ON if variant == PAN_AND_SCAN_VARIANT else None
+        return cls(config, tiny.tiny_processor(config, defaults))
+
+    def load_model(self, path_or_id: str | Path | None = None, **kwargs: Any) -> PreTrainedModel:
+        """The stock model; random weights get a random image projection (transformers starts it at
+        zeros, which would make every image embed as zeros; see :func:`tiny.randomise_image_projection`)."""
+        model = super().load_model(path_or_id, **kwargs)
+        if path_or_id is None:
+            tiny.randomise_image_projection(model, int(kwargs.get("seed", 0)))
+        return model
+
+    # --- batches -------------------------------------------------------------------------
+    def finish_batch(
+        self,
+        inputs: dict[str, torch.Tensor],
+        original_sizes: Sequence[Sequence[tuple[int, int]]],
+        mask_ids: torch.Tensor | None = None,
+        geometries: list[list[ImageGeometry]] | None = None,
+    ) -> VisionBatch:
+        """The batch, with ``token_type_ids`` (re)computed by the stock processor from the final ids,
+        so the model's bidirectional image mask is always the one it was trained with.
+        ``geometries`` where already known (``normalize``), else :meth:`geometries_for`."""
+        types = self.processor.create_mm_token_type_ids(inputs["input_ids"].tolist())
+        inputs = {**inputs, "token_type_ids": torch.tensor(types, dtype=torch.long)}
+        if geometries is None:
+            geometries = self.geometries_for(inputs, original_sizes)
+        positions = [self.image_positions(inputs["input_ids"][b], geos, sample=b) for b, geos in enumerate(geometries)]
+        return VisionBatch(inputs=inputs, geometries=geometries, image_token_positions=positions, mask_ids=mask_ids)
+
+    def process_views(self, images: list[Image.Image], pan_and_scan: bool) -> torch.Tensor:
+        """Every view of raw images, as the processor makes them with this spec's crop settings
+        (pan-and-scan switched on or off)."""
+        rule = self.gemma_spec.pan_and_scan
+        out = self.processor.image_processor(
+            images=images,
+            do_pan_and_scan=pan_and_scan,
+            pan_and_scan_min_crop_size=rule.min_crop_size,
+            pan_and_scan_max_num_crops=rule.max_num_crops,
+            pan_and_scan_min_ratio_to_activate=rule.min_ratio_to_activate,
+            return_tensors="pt",
+        )
+        return out["pixel_values"].to(torch.float32)
+
+    def geometries_for(
+        self, inputs: Mapping[str, torch.Tensor], original_sizes: Sequence[Sequence[tuple[int, int]]]
+    ) -> list[list[ImageGeometry]]:
+        """The spec's geometries, checked against the number of views the processor produced."""
+        out = super().geometries_for(inputs, original_sizes)
+        pixels = inputs.get("pixel_values")
+        views = sum(g.num_views for row in out for g in row)
+        given = 0 if pixels is None else int(pixels.shape[0])
+        if given != views:
+            raise SpecError(
+                f"the processor made {given} views but the spec predicts {views} for images of sizes "
+                f"{[list(s) for s in original_sizes]}: the spec's pan-and-scan settings differ from the "
+                "processor's. Fix: build the adapter from the processor that made these inputs"
+            )
+        return out
+
+    def normalize(self, sample: Mapping[str, Any]) -> VisionBatch:
+        return normalize_sample(self, sample)

@@ -1,0 +1,241 @@
+"""One dataset dict, one verdict, whatever the backbone.
+
+The same valid sample (built by each adapter's ``prepare``, i.e. the stock processor) is mutated
+the same way for every registered adapter and for the LLaVA example plugin: each mistake must be
+refused with the same error type everywhere (ids, sizes, ``meta_data``, value ranges, raw vs
+processed pixels), and each harmless variation of the form must give exactly the stock inputs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from vlm_adapters import (
+    BackboneAdapter,
+    ImageShapeError,
+    ImageSizeError,
+    MissingInputError,
+    PatchMatrixAsImageError,
+    PixelValueError,
+    TokenCountError,
+    TokenIdError,
+    VisionBatch,
+    VisionInputError,
+    get_adapter,
+)
+from vlm_adapters.testing import assert_inputs_equal, sample_from_batch, smooth_image
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILT_IN = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "deepseek_vl", "deepseek_vl_hybrid")
+SIZE = (300, 500)  # (height, width): landscape, so padded inputs have bands at the top and bottom
+
+
+def _adapter_class(name: str) -> type[BackboneAdapter]:
+    if name != "llava":
+        return get_adapter(name)
+    # the example plugin, imported from its source folder (its installed form is tested elsewhere)
+    sys.path.insert(0, str(ROOT / "examples" / "vlm-adapters-llava"))
+    from vlm_adapters_llava.adapter import LlavaAdapter
+
+    return LlavaAdapter
+
+
+@dataclass
+class Case:
+    adapter: BackboneAdapter
+    image: Any
+    batch: VisionBatch
+    sample: dict[str, Any]
+
+    @property
+    def ids(self) -> torch.Tensor:
+        return self.sample["input_ids"]
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.batch.geometries[0][0].to_meta_data()
+
+    def without(self, *keys: str, **extra: Any) -> dict[str, Any]:
+        return {**{k: v for k, v in self.sample.items() if k not in keys}, **extra}
+
+
+@pytest.fixture(scope="module", params=[*BUILT_IN, "llava"])
+def case(request: pytest.FixtureRequest) -> Case:
+    adapter = _adapter_class(request.param).from_tiny()
+    image = smooth_image(*SIZE, seed=3)
+    batch = adapter.prepare([image], [adapter.format_prompt("the red cat", answer="the red cat")])
+    return Case(adapter, image, batch, sample_from_batch(batch))
+
+
+def _other_token_run(c: Case) -> torch.Tensor:
+    ids = c.ids
+    first = int((ids == c.adapter.spec.image_token_id).nonzero()[0])
+    return torch.cat([ids[:first], ids[first + 1 :]])  # one image token short
+
+
+def _meta_with(c: Case, **changes: Any) -> dict[str, Any]:
+    meta = c.meta
+    for key, value in changes.items():
+        meta[key] = value
+    return c.without("image_sizes", meta_data=meta)
+
+
+def _shift_padding(c: Case) -> dict[str, Any]:
+    padding = dict(c.meta["padding"])
+    padding["before_height"] += 40
+    return _meta_with(c, padding=padding)
+
+
+def _transposed_image_shape(c: Case) -> dict[str, Any]:
+    shape = c.meta["image_shape"]
+    return _meta_with(c, image_shape={"height": shape["width"], "width": shape["height"]})
+
+
+def _scaled(c: Case, factor: float) -> dict[str, Any]:
+    return c.without(pixel_values=c.sample["pixel_values"] * factor)
+
+
+def _with_nan(c: Case) -> dict[str, Any]:
+    pixels = c.sample["pixel_values"].clone()
+    pixels.view(-1)[7] = float("nan")
+    return c.without(pixel_values=pixels)
+
+
+def _disguised_patch_matrix(c: Case) -> dict[str, Any]:
+    rows = torch.randn(64, 1176, generator=torch.Generator().manual_seed(0)).clamp(-1.5, 1.5)
+    return c.without(pixel_values=rows[None, None].expand(1, 3, *rows.shape))
+
+
+BAD: dict[str, tuple[Callable[[Case], Any], type[VisionInputError]]] = {
+    # --- ids -------------------------------------------------------------------------------
+    "whole-float ids": (lambda c: c.without(input_ids=c.ids.float()), TokenIdError),
+    "string ids": (lambda c: c.without(input_ids=[str(int(i)) for i in c.ids]), TokenIdError),
+    "ragged ids": (lambda c: c.without(input_ids=[c.ids.tolist(), [1]]), TokenIdError),
+    "None in ids": (lambda c: c.without(input_ids=[*c.ids.tolist(), None]), TokenIdError),
+    "a batch of two": (lambda c: c.without(input_ids=torch.stack([c.ids, c.ids])), TokenIdError),
+    "empty ids": (lambda c: c.without(input_ids=torch.zeros(0, dtype=torch.long)), TokenIdError),
+    "id beyond the vocabulary": (
+        lambda c: c.without(input_ids=torch.cat([c.ids, torch.tensor([c.adapter.vocab_size])])),
+        TokenIdError,
+    ),
+    "negative id": (lambda c: c.without(input_ids=torch.cat([torch.tensor([-3]), c.ids])), TokenIdError),
+    "labels of -7": (lambda c: c.without(labels=torch.full_like(c.ids, -7)), TokenIdError),
+    "labels beyond the vocabulary": (lambda c: c.without(labels=torch.full_like(c.ids, 10**6)), TokenIdError),
+    "attention mask of 2s": (lambda c: c.without(attention_mask=torch.full_like(c.ids, 2)), TokenIdError),
+    "all-zero attention mask": (lambda c: c.without(attention_mask=torch.zeros_like(c.ids)), TokenIdError),
+    "mask_ids below -1": (lambda c: c.without(mask_ids=torch.full_like(c.ids, -5)), TokenIdError),
+    "mask_ids of another length": (lambda c: c.without(mask_ids=torch.full((c.ids.numel() + 1,), -1)), TokenCountError),
+    "one image token short": (lambda c: c.without(input_ids=_other_token_run(c)), TokenCountError),
+    "no input_ids": (lambda c: c.without("input_ids"), MissingInputError),
+    "image tokens and no pixels": (lambda c: {"input_ids": c.ids}, MissingInputError),
+    "not a dict": (lambda c: [c.sample], VisionInputError),
+    # --- sizes -----------------------------------------------------------------------------
+    "(width, height) sizes": (lambda c: c.without(image_sizes=[SIZE[::-1]]), ImageSizeError),
+    "a size of another aspect ratio": (lambda c: c.without(image_sizes=[(SIZE[0], 2 * SIZE[1])]), ImageSizeError),
+    "a size of a taller image": (lambda c: c.without(image_sizes=[(SIZE[0] + 120, SIZE[1])]), ImageSizeError),
+    "a square size for a landscape image": (lambda c: c.without(image_sizes=[(SIZE[1], SIZE[1])]), ImageSizeError),
+    "a size no image can have": (lambda c: c.without(image_sizes=[(10**9, 10**9)]), ImageSizeError),
+    "two sizes for one image": (lambda c: c.without(image_sizes=[SIZE, SIZE]), ImageSizeError),
+    "size as a string": (lambda c: c.without(image_sizes="300x500"), ImageSizeError),
+    "zero size": (lambda c: c.without(image_sizes=[(0, 500)]), ImageSizeError),
+    "fractional size": (lambda c: c.without(image_sizes=[(300.5, 500)]), ImageSizeError),
+    "bool size": (lambda c: c.without(image_sizes=[(True, True)]), ImageSizeError),
+    "image_sizes and meta_data disagree": (
+        lambda c: c.without(meta_data={"original_shape": {"height": 301, "width": 500}}),
+        ImageSizeError,
+    ),
+    "raw image of another size than declared": (
+        lambda c: c.without("pixel_values", "high_res_pixel_values", image=c.image, image_sizes=[(310, 500)]),
+        ImageSizeError,
+    ),
+    # --- meta_data -------------------------------------------------------------------------
+    "meta_data not a dict": (lambda c: c.without("image_sizes", meta_data="meta"), ImageSizeError),
+    "negative original_shape": (
+        lambda c: _meta_with(c, original_shape={"height": -300, "width": 500}),
+        ImageSizeError,
+    ),
+    "meta_data padding of another preprocessing": (_shift_padding, ImageSizeError),
+    "meta_data image_shape transposed": (_transposed_image_shape, ImageSizeError),
+    # --- values and pixels -----------------------------------------------------------------
+    "0-255 pixel values": (lambda c: _scaled(c, 255.0), PixelValueError),
+    "NaN pixel": (_with_nan, PixelValueError),
+    "patch matrix disguised as an image": (_disguised_patch_matrix, PatchMatrixAsImageError),
+    "pixels of another image than the raw one": (
+        lambda c: c.without("image_sizes", "image_grid_thw", image=np.ascontiguousarray(np.asarray(c.image)[::-1])),
+        PixelValueError,
+    ),
+    "raw float image on a 0-255 scale": (
+        lambda c: c.without("pixel_values", "high_res_pixel_values", image=np.asarray(c.image).astype(np.float32)),
+        ImageShapeError,
+    ),
+    "normalised tensor as a raw image": (
+        lambda c: c.without("pixel_values", "high_res_pixel_values", image=torch.rand(3, *SIZE) - 0.5),
+        ImageShapeError,
+    ),
+    "raw images under two keys": (lambda c: c.without(image=c.image, images=[c.image]), ImageShapeError),
+    "a string as the image": (
+        lambda c: c.without("pixel_values", "high_res_pixel_values", image="cat.png"),
+        ImageShapeError,
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", list(BAD))
+def test_the_same_mistake_gets_the_same_error(case: Case, mistake: str) -> None:
+    mutate, kind = BAD[mistake]
+    with pytest.raises(kind) as info:
+        case.adapter.normalize(mutate(case))
+    err = info.value
+    assert err.found is not None and err.expected is not None and err.fix, err
+    assert "Fix:" in str(err)
+
+
+def _unexpanded(c: Case) -> dict[str, Any]:
+    """The prompt with one placeholder per image, and mask_ids on it: expanded alongside."""
+    text = c.adapter.format_prompt("the red cat", answer="the red cat")
+    ids = c.adapter.processor.tokenizer(text, return_tensors="pt")["input_ids"][0]
+    return c.without(input_ids=ids.tolist(), mask_ids=torch.where(ids == c.adapter.spec.image_token_id, 7, -1))
+
+
+GOOD: dict[str, Callable[[Case], dict[str, Any]]] = {
+    "as prepared": lambda c: c.sample,
+    "ids as a list": lambda c: c.without(input_ids=c.ids.tolist()),
+    "ids as int32 numpy [1, S]": lambda c: c.without(input_ids=c.ids.numpy().astype(np.int32)[None]),
+    "ids with one placeholder per image": _unexpanded,
+    "labels with -100": lambda c: c.without(labels=torch.where(c.ids == c.adapter.spec.image_token_id, -100, c.ids)),
+    "bool attention mask": lambda c: c.without(attention_mask=torch.ones_like(c.ids, dtype=torch.bool)),
+    "whole-float sizes": lambda c: c.without(image_sizes=[[float(SIZE[0]), float(SIZE[1])]]),
+    "meta_data instead of image_sizes": lambda c: c.without("image_sizes", meta_data=c.meta),
+    "meta_data and image_sizes": lambda c: c.without(meta_datas=[c.meta]),
+    "raw image under image": lambda c: c.without("pixel_values", "high_res_pixel_values", "image_sizes", image=c.image),
+    "uint8 CHW tensor under pixel_values": lambda c: c.without(
+        "high_res_pixel_values", "image_sizes", pixel_values=torch.from_numpy(np.array(c.image)).permute(2, 0, 1)
+    ),
+    "float image in [0, 1] under images": lambda c: c.without(
+        "pixel_values", "high_res_pixel_values", images=[np.asarray(c.image) / 255.0]
+    ),
+    "raw image with its processed pixels": lambda c: c.without("image_sizes", "image_grid_thw", image=c.image),
+}
+
+
+@pytest.mark.parametrize("form", list(GOOD))
+def test_a_valid_form_gives_the_stock_inputs(case: Case, form: str) -> None:
+    sample = GOOD[form](case)
+    batch = case.adapter.normalize(sample)
+    want = {k: v for k, v in case.batch.inputs.items() if k != "attention_mask"}
+    assert_inputs_equal(batch.inputs, want)
+    assert batch.geometries == case.batch.geometries
+    assert batch.extras["original_size_known"] == [[True]]
+    if "labels" in sample:
+        assert batch.inputs["labels"].shape == batch.input_ids.shape
+    if form == "ids with one placeholder per image":
+        assert batch.mask_ids is not None
+        assert torch.equal(batch.mask_ids[0] == 7, batch.input_ids[0] == case.adapter.spec.image_token_id)
