@@ -12,7 +12,7 @@ captured rows are those of the full forward.
 Positions come from the model's own machinery. The continuation is right-padded and passed
 without an attention mask: every text starts right after the prefix, and (causal attention) no
 real token sees a pad. The model numbers new tokens from the cache length; mrope models (the
-Qwen-VL family) add the ``rope_deltas`` that the prefix forward stored on the model, exactly as
+native-grid families) add the ``rope_deltas`` that the prefix forward stored on the model, exactly as
 they do in generation. A full-length attention mask would make those models build positions for
 the whole sequence instead of the new tokens (a shape error in transformers 5.24), which is why
 none is passed.
