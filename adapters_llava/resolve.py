@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from vlm_adapters import ImageGeometry, MissingInputError, TokenCountError, VisionInputError
+from vlm_adapters import ImageGeometry, ImageSizeError, MissingInputError, TokenCountError, VisionInputError
 from vlm_adapters.geometry import Size
 from vlm_adapters.normalize import ResolvedImages, SampleImages
 from vlm_adapters.placeholders import image_runs
@@ -67,15 +67,18 @@ def check_token_layout(ids: torch.Tensor, image_token_id: int, geometries: Seque
     )
 
 
-def groups(sample: Mapping[str, Any], count: int) -> torch.Tensor:
-    """OneVision's ``batch_num_images`` (images per prompt as the processor grouped them); all ones if absent."""
+def groups(sample: Mapping[str, Any], count: int, counted_by_sizes: bool = False) -> torch.Tensor:
+    """OneVision's ``batch_num_images`` (images per prompt as the processor grouped them); all ones if absent.
+    Where only the sizes gave the image count, a mismatch is the sizes' word against it: an
+    :class:`ImageSizeError`, as for any two sources that disagree."""
     value = sample.get("batch_num_images")
     if value is None:
         return torch.ones(count, dtype=torch.long)
     array = np.asarray(value.tolist() if isinstance(value, torch.Tensor) else value)
     if array.ndim != 1 or array.dtype.kind not in "iu" or int(array.sum()) != count or bool((array < 1).any()):
-        raise VisionInputError(
-            "batch_num_images does not add up to the images",
+        error = ImageSizeError if counted_by_sizes else VisionInputError
+        raise error(
+            "batch_num_images does not add up to the images" + (" the sizes list" if counted_by_sizes else ""),
             found=repr(value)[:80],
             expected=f"positive counts summing to {count}",
             fix="keep the processor's batch_num_images for this sample, or drop it (every image is then tiled)",
@@ -112,7 +115,13 @@ def _split(
                     expected="(height, width)",
                     fix=SIZE_FIX,
                 ) from None
-        raise
+        raise ImageSizeError(
+            "the image sizes do not give the tiles in pixel_values",
+            found=f"{given.flat.shape[0]} tiles for sizes {[tuple(s) for s in sizes]}",
+            expected=f"{sum(adapter.tiles_per_image(geometries))} tiles for those sizes (the base view and the canvas "
+            "tiles of each)",
+            fix="pass each image's own (height, width) with every tile the processor made for it",
+        ) from None
 
 
 def resolve_anyres_images(adapter: AnyresAdapter, images: SampleImages) -> ResolvedImages:
@@ -130,7 +139,12 @@ def resolve_anyres_images(adapter: AnyresAdapter, images: SampleImages) -> Resol
             fix="keep the processor's pixel_values in the sample, or the raw image",
         )
     count = _image_count(given, images.sizes, images.input_ids, spec.image_token_id)
-    extra = {"batch_num_images": groups(images.sample, count)} if "batch_num_images" in adapter.extra_inputs else {}
+    counted_by_sizes = given.count is None and images.sizes is not None
+    extra = (
+        {"batch_num_images": groups(images.sample, count, counted_by_sizes)}
+        if "batch_num_images" in adapter.extra_inputs
+        else {}
+    )
     sizes = require_sizes(spec, with_ori_shape(images.sample, images.sizes, count), given.guess_stacks(count))
     stacks = _split(adapter, given, sizes, extra)
     geometries = adapter.geometries_for(extra, [sizes])[0]

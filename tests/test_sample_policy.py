@@ -1,17 +1,15 @@
 """One dataset dict, one verdict, whatever the backbone.
 
 The same valid sample (built by each adapter's ``prepare``, i.e. the stock processor) is mutated
-the same way for every registered adapter and for the LLaVA example plugin: each mistake must be
+the same way for every registered adapter: each mistake must be
 refused with the same error type everywhere (ids, sizes, ``meta_data``, value ranges, raw vs
 processed pixels), and each harmless variation of the form must give exactly the stock inputs.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,21 +29,11 @@ from vlm_adapters import (
     VisionInputError,
     get_adapter,
 )
+from vlm_adapters.registry import list_adapters
 from vlm_adapters.testing import assert_inputs_equal, sample_from_batch, smooth_image
 
-ROOT = Path(__file__).resolve().parents[1]
-BUILT_IN = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "deepseek_vl", "deepseek_vl_hybrid", "gemma3")
+ADAPTERS = [info.name for info in list_adapters()]
 SIZE = (300, 500)  # (height, width): landscape, so padded inputs have bands at the top and bottom
-
-
-def _adapter_class(name: str) -> type[BackboneAdapter]:
-    if name != "llava":
-        return get_adapter(name)
-    # the example plugin, imported from its source folder (its installed form is tested elsewhere)
-    sys.path.insert(0, str(ROOT / "examples" / "vlm-adapters-llava"))
-    from vlm_adapters_llava.adapter import LlavaAdapter
-
-    return LlavaAdapter
 
 
 @dataclass
@@ -60,16 +48,22 @@ class Case:
         return self.sample["input_ids"]
 
     @property
-    def meta(self) -> dict[str, Any]:
+    def meta(self) -> dict[str, Any] | list[dict[str, Any]]:
+        """The image's ``meta_data`` entry: one dict, or one per view for an image of several views."""
         return self.batch.geometries[0][0].to_meta_data()
+
+    @property
+    def view_metas(self) -> list[dict[str, Any]]:
+        meta = self.meta
+        return meta if isinstance(meta, list) else [meta]
 
     def without(self, *keys: str, **extra: Any) -> dict[str, Any]:
         return {**{k: v for k, v in self.sample.items() if k not in keys}, **extra}
 
 
-@pytest.fixture(scope="module", params=[*BUILT_IN, "llava"])
+@pytest.fixture(scope="module", params=ADAPTERS)
 def case(request: pytest.FixtureRequest) -> Case:
-    adapter = _adapter_class(request.param).from_tiny()
+    adapter = get_adapter(request.param).from_tiny()
     image = smooth_image(*SIZE, seed=3)
     batch = adapter.prepare([image], [adapter.format_prompt("the red cat", answer="the red cat")])
     return Case(adapter, image, batch, sample_from_batch(batch))
@@ -81,22 +75,38 @@ def _other_token_run(c: Case) -> torch.Tensor:
     return torch.cat([ids[:first], ids[first + 1 :]])  # one image token short
 
 
-def _meta_with(c: Case, **changes: Any) -> dict[str, Any]:
-    meta = c.meta
-    for key, value in changes.items():
-        meta[key] = value
-    return c.without("image_sizes", meta_data=meta)
+def _meta_with(c: Case, view: int = 0, **changes: Any) -> dict[str, Any]:
+    """``meta_data`` with ``changes`` in one view's entry (the only one, for a single view)."""
+    views = c.view_metas
+    views[view].update(changes)
+    return c.without("image_sizes", meta_data=[views if isinstance(c.meta, list) else views[0]])
 
 
 def _shift_padding(c: Case) -> dict[str, Any]:
-    padding = dict(c.meta["padding"])
+    padding = dict(c.view_metas[0]["padding"])
     padding["before_height"] += 40
     return _meta_with(c, padding=padding)
 
 
 def _transposed_image_shape(c: Case) -> dict[str, Any]:
-    shape = c.meta["image_shape"]
-    return _meta_with(c, image_shape={"height": shape["width"], "width": shape["height"]})
+    """The first view whose content is not square gets its ``image_shape`` transposed."""
+    shapes = [m["image_shape"] for m in c.view_metas]
+    view = next((i for i, s in enumerate(shapes) if s["height"] != s["width"]), None)
+    if view is None:  # every view is stretched to a square: the record's only orientation is the original's
+        shape = c.view_metas[0]["original_shape"]
+        return _meta_with(c, original_shape={"height": shape["width"], "width": shape["height"]})
+    shape = shapes[view]
+    return _meta_with(c, view, image_shape={"height": shape["width"], "width": shape["height"]})
+
+
+def _declared_size(sample: dict[str, Any]) -> tuple[int, int]:
+    """The original size a sample declares, from ``image_sizes`` or its ``meta_data``."""
+    if "image_sizes" in sample:
+        return tuple(sample["image_sizes"][0])  # type: ignore[return-value]
+    entry = sample["meta_data"]
+    entry = entry[0] if isinstance(entry, list) else entry
+    entry = entry[0] if isinstance(entry, list) else entry
+    return entry["original_shape"]["height"], entry["original_shape"]["width"]
 
 
 def _scaled(c: Case, factor: float) -> dict[str, Any]:
@@ -215,7 +225,7 @@ def test_the_same_mistake_gets_the_same_error(case: Case, mistake: str) -> None:
     if mistake in SIZE_MISTAKES and case.adapter.name in SIZES_UNOBSERVABLE:
         sample = mutate(case)  # nothing to check it against: the declared size is what the batch maps onto
         declared = case.adapter.normalize(sample).geometries[0][0].original_size
-        assert declared == tuple(sample.get("image_sizes", [case.batch.geometries[0][0].original_size])[0])
+        assert declared == _declared_size(sample)
         return
     with pytest.raises(kind) as info:
         case.adapter.normalize(mutate(case))
@@ -239,8 +249,11 @@ GOOD: dict[str, Callable[[Case], dict[str, Any]]] = {
     "labels with -100": lambda c: c.without(labels=torch.where(c.ids == c.adapter.spec.image_token_id, -100, c.ids)),
     "bool attention mask": lambda c: c.without(attention_mask=torch.ones_like(c.ids, dtype=torch.bool)),
     "whole-float sizes": lambda c: c.without(image_sizes=[[float(SIZE[0]), float(SIZE[1])]]),
-    "meta_data instead of image_sizes": lambda c: c.without("image_sizes", meta_data=c.meta),
+    "meta_data instead of image_sizes": lambda c: c.without("image_sizes", meta_data=[c.meta]),
     "meta_data and image_sizes": lambda c: c.without(meta_datas=[c.meta]),
+    "meta_data with the original size only": lambda c: c.without(
+        "image_sizes", meta_data={"original_shape": c.view_metas[0]["original_shape"]}
+    ),
     "raw image under image": lambda c: c.without("pixel_values", "high_res_pixel_values", "image_sizes", image=c.image),
     "uint8 CHW tensor under pixel_values": lambda c: c.without(
         "high_res_pixel_values", "image_sizes", pixel_values=torch.from_numpy(np.array(c.image)).permute(2, 0, 1)
@@ -267,5 +280,8 @@ def test_a_valid_form_gives_the_stock_inputs(case: Case, form: str) -> None:
     if "labels" in sample:
         assert batch.inputs["labels"].shape == batch.input_ids.shape
     if form == "ids with one placeholder per image":
+        # every token the placeholder became (image tokens, and any wrapper or marker tokens) carries its id
         assert batch.mask_ids is not None
-        assert torch.equal(batch.mask_ids[0] == 7, batch.input_ids[0] == case.adapter.spec.image_token_id)
+        marked = batch.mask_ids[0] == 7
+        assert bool(marked[batch.input_ids[0] == case.adapter.spec.image_token_id].all())
+        assert int(marked.sum()) == batch.input_ids.shape[1] - len(sample["input_ids"]) + 1

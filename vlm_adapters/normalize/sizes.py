@@ -101,10 +101,31 @@ class Meta:
     padded_shape: tuple[float, float] | None
     padding: tuple[float, float, float, float] | None
     """(before_height, after_height, before_width, after_width), in ``padded_shape`` pixels."""
+    views: tuple[Meta, ...] | None = None
+    """One entry per view, for an image of several views given as a list of view dicts."""
 
 
 def _meta(meta: Any, i: int) -> Meta:
-    where = f"meta_data[{i}]"
+    if isinstance(meta, (list, tuple)) and meta and all(isinstance(m, Mapping) for m in meta):
+        return _views_meta(meta, i)
+    return _view_meta(meta, f"meta_data[{i}]")
+
+
+def _views_meta(metas: Sequence[Mapping[str, Any]], i: int) -> Meta:
+    """One image's per-view entries: they must name one original size."""
+    views = tuple(_view_meta(m, f"meta_data[{i}][{j}]") for j, m in enumerate(metas))
+    originals = {v.original for v in views if v.original is not None}
+    if len(originals) > 1:
+        raise ImageSizeError(
+            f"the views of meta_data[{i}] name different original sizes",
+            found=sorted(originals),
+            expected="one original_shape for all views of an image",
+            fix="keep meta_data as the dataset built it (one list of view entries per image)",
+        )
+    return Meta(original=next(iter(originals), None), image_shape=None, padded_shape=None, padding=None, views=views)
+
+
+def _view_meta(meta: Any, where: str) -> Meta:
     if not isinstance(meta, Mapping):
         raise ImageSizeError(
             f"{where} is not a dict",
@@ -228,38 +249,54 @@ def check_meta(sample: Mapping[str, Any], geometries: Sequence[ImageGeometry]) -
     check_count(metas, len(geometries), "meta_data entries")
     for i, (meta, geometry) in enumerate(zip(metas, geometries, strict=True)):
         ours = geometry.to_meta_data()
-        if not isinstance(ours, Mapping):
-            continue  # an image of several views: only its original_shape is compared (as a size)
-        ih, iw = _pair(ours["padded_shape"], "padded_shape")
-        sh, sw = (1.0, 1.0) if meta.padded_shape is None else (ih / meta.padded_shape[0], iw / meta.padded_shape[1])
-        checks: list[tuple[str, str, list[float], list[float], str]] = []
-        if meta.image_shape is not None:
-            checks.append(
-                (
-                    f"meta_data[{i}] contradicts itself: its image_shape is not the resized size of its image",
-                    "image_shape",
-                    [meta.image_shape[0] * sh, meta.image_shape[1] * sw],
-                    list(_pair(ours["image_shape"], "image_shape")),
-                    "store the processor's own sizes (original_shape before the resize, image_shape after), or drop "
-                    "the wrong field",
-                )
+        if isinstance(ours, Mapping):
+            _check_view_meta(meta, ours, f"meta_data[{i}]", geometry)
+            continue
+        if meta.views is None:
+            continue  # one dict for an image of several views: its original_shape was compared as a size
+        if len(meta.views) != len(ours):
+            raise ImageSizeError(
+                f"meta_data[{i}] does not have one entry per view",
+                found=f"{len(meta.views)} view entries",
+                expected=f"{len(ours)} for a {geometry.original_size} image on this checkpoint",
+                fix="re-process the raw image with this checkpoint's processor, or pass image_sizes instead",
             )
-        if meta.padding is not None:
-            checks.append(
-                (
-                    f"meta_data padding of image {i} is not this checkpoint's padding for its original size",
-                    "top/bottom/left/right padding",
-                    [v * s for v, s in zip(meta.padding, (sh, sh, sw, sw), strict=True)],
-                    [float(ours["padding"][k]) for k in PADDING_KEYS],
-                    "re-process the raw image with this checkpoint's processor; the pixels were padded differently (or "
-                    "the original_shape is wrong)",
-                )
+        for j, (view_meta, view_ours) in enumerate(zip(meta.views, ours, strict=True)):
+            _check_view_meta(view_meta, view_ours, f"meta_data[{i}][{j}]", geometry)
+
+
+def _check_view_meta(meta: Meta, ours: Mapping[str, Any], where: str, geometry: ImageGeometry) -> None:
+    """One view's ``image_shape`` and ``padding``, scaled from its ``padded_shape``, match ours."""
+    ih, iw = _pair(ours["padded_shape"], "padded_shape")
+    sh, sw = (1.0, 1.0) if meta.padded_shape is None else (ih / meta.padded_shape[0], iw / meta.padded_shape[1])
+    checks: list[tuple[str, str, list[float], list[float], str]] = []
+    if meta.image_shape is not None:
+        checks.append(
+            (
+                f"{where} contradicts itself: its image_shape is not the resized size of its image",
+                "image_shape",
+                [meta.image_shape[0] * sh, meta.image_shape[1] * sw],
+                list(_pair(ours["image_shape"], "image_shape")),
+                "store the processor's own sizes (original_shape before the resize, image_shape after), or drop "
+                "the wrong field",
             )
-        for problem, what, found, expected, fix in checks:
-            if max(abs(a - b) for a, b in zip(found, expected, strict=True)) > META_TOLERANCE:
-                raise ImageSizeError(
-                    problem,
-                    found=f"{what} {[round(v, 2) for v in found]} (input pixels)",
-                    expected=f"{[round(v, 2) for v in expected]} for a {geometry.original_size} image",
-                    fix=fix,
-                )
+        )
+    if meta.padding is not None:
+        checks.append(
+            (
+                f"{where}: its padding is not this checkpoint's padding for its original size",
+                "top/bottom/left/right padding",
+                [v * s for v, s in zip(meta.padding, (sh, sh, sw, sw), strict=True)],
+                [float(ours["padding"][k]) for k in PADDING_KEYS],
+                "re-process the raw image with this checkpoint's processor; the pixels were padded differently (or "
+                "the original_shape is wrong)",
+            )
+        )
+    for problem, what, found, expected, fix in checks:
+        if max(abs(a - b) for a, b in zip(found, expected, strict=True)) > META_TOLERANCE:
+            raise ImageSizeError(
+                problem,
+                found=f"{what} {[round(v, 2) for v in found]} (input pixels)",
+                expected=f"{[round(v, 2) for v in expected]} for a {geometry.original_size} image",
+                fix=fix,
+            )
