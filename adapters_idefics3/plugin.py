@@ -1,25 +1,45 @@
-"""Entry point of the built-in idefics3 plugin: registers its spec kind and adapters like any third-party plugin."""
+"""Entry point of the built-in idefics3 plugin: registers its spec kind and adapters like any third-party plugin.
+
+All by import path (``SpecKindRef``, ``AdapterRef``), so ``vlm-adapters list`` reads this module only.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from vlm_adapters import BackboneAdapter, hookimpl
+from vlm_adapters import AdapterRef, SpecKindRef, hookimpl
 from vlm_adapters.spec import SpecBase
 
+SPEC_KINDS = (SpecKindRef("idefics3_split", "adapters_idefics3.spec:Idefics3SplitSpec"),)
+
+ADAPTERS = (
+    AdapterRef(
+        "idefics3",
+        "adapters_idefics3.adapter:Idefics3Adapter",
+        ("idefics3",),
+        "idefics3_split",
+        "Idefics3: 364 px sub-images + global view, 169 tokens each, one run per view between markers",
+    ),
+    AdapterRef(
+        "smolvlm",
+        "adapters_idefics3.adapter:SmolVLMAdapter",
+        ("smolvlm",),
+        "idefics3_split",
+        "SmolVLM: 512 px sub-images + global view, 64 tokens each, one run per view between markers",
+    ),
+)
+"""Idefics3 and SmolVLM."""
+
 
 @hookimpl
-def register_spec_kinds(register: Callable[[type[SpecBase]], None]) -> None:
-    """The ``idefics3_split`` kind."""
-    from .spec import Idefics3SplitSpec
-
-    register(Idefics3SplitSpec)
+def register_spec_kinds(register: Callable[[type[SpecBase] | SpecKindRef], None]) -> None:
+    """This family's spec kinds: ``idefics3_split``."""
+    for ref in SPEC_KINDS:
+        register(ref)
 
 
 @hookimpl
-def register_adapters(register: Callable[[type[BackboneAdapter]], None]) -> None:
-    """The ``idefics3`` and ``smolvlm`` adapters."""
-    from .adapter import Idefics3Adapter, SmolVLMAdapter
-
-    register(Idefics3Adapter)
-    register(SmolVLMAdapter)
+def register_adapters(register: Callable[[AdapterRef], None]) -> None:
+    """Register this family's adapters: Idefics3 and SmolVLM."""
+    for ref in ADAPTERS:
+        register(ref)

@@ -1,26 +1,56 @@
-"""Entry point of the built-in llava plugin: registers its spec kinds and adapters like any plugin."""
+"""Entry point of the built-in llava plugin: registers its spec kinds and adapters like any plugin.
+
+All by import path (``SpecKindRef``, ``AdapterRef``), so ``vlm-adapters list`` reads this module only.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from vlm_adapters import BackboneAdapter, hookimpl
+from vlm_adapters import AdapterRef, SpecKindRef, hookimpl
 from vlm_adapters.spec import SpecBase
 
+SPEC_KINDS = (
+    SpecKindRef("anyres", "adapters_llava.spec:AnyresSpec"),
+    SpecKindRef("center_crop", "adapters_llava.spec:CenterCropSpec"),
+)
+
+ADAPTERS = (
+    AdapterRef(
+        "llava",
+        "adapters_llava.adapter:LlavaAdapter",
+        ("llava",),
+        "fixed",
+        "LLaVA-1.5: pad to a mean-coloured square, resize, CLIP patches without CLS "
+        "(centre-crop processors: spec kind center_crop)",
+    ),
+    AdapterRef(
+        "llava_next",
+        "adapters_llava.adapter:LlavaNextAdapter",
+        ("llava_next",),
+        "anyres",
+        "LLaVA-NeXT (1.6): base view + anyres tiles, unpadded, one newline token per row",
+    ),
+    AdapterRef(
+        "llava_onevision",
+        "adapters_llava.adapter:LlavaOnevisionAdapter",
+        ("llava_onevision",),
+        "anyres",
+        "LLaVA-OneVision: SigLIP anyres_max_9 (big grids downsampled), newline per row",
+    ),
+)
+"""LLaVA-1.5, LLaVA-NeXT and LLaVA-OneVision."""
+
 
 @hookimpl
-def register_spec_kinds(register: Callable[[type[SpecBase]], None]) -> None:
-    """``anyres`` (LLaVA-NeXT, OneVision) and ``center_crop`` (CLIP-style resize and crop)."""
-    from .spec import AnyresSpec, CenterCropSpec
-
-    register(AnyresSpec)
-    register(CenterCropSpec)
+def register_spec_kinds(register: Callable[[type[SpecBase] | SpecKindRef], None]) -> None:
+    """This family's spec kinds: ``anyres``, ``center_crop``."""
+    for ref in SPEC_KINDS:
+        register(ref)
 
 
 @hookimpl
-def register_adapters(register: Callable[[type[BackboneAdapter]], None]) -> None:
-    """LLaVA-1.5, LLaVA-NeXT and LLaVA-OneVision."""
-    from .adapter import LlavaAdapter, LlavaNextAdapter, LlavaOnevisionAdapter
-
-    for cls in (LlavaAdapter, LlavaNextAdapter, LlavaOnevisionAdapter):
-        register(cls)
+def register_adapters(register: Callable[[AdapterRef], None]) -> None:
+    """Register this family's adapters: LLaVA-1.5, LLaVA-NeXT and LLaVA-OneVision."""
+    for ref in ADAPTERS:
+        register(ref)

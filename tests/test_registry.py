@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -13,10 +14,18 @@ import pytest
 from transformers import PretrainedConfig
 
 import vlm_adapters
-from vlm_adapters import AdapterNotFoundError, AdapterRef, BackboneAdapter, CheckpointError, PluginLoadError, hookimpl
+from vlm_adapters import (
+    AdapterNotFoundError,
+    AdapterRef,
+    BackboneAdapter,
+    CheckpointError,
+    PluginLoadError,
+    SpecKindRef,
+    hookimpl,
+)
 from vlm_adapters.registry import Registry, reset_registry
 
-BUILT_IN = {"qwen": "adapters_qwen.plugin", "deepseek": "adapters_deepseek.plugin"}
+BUILT_IN = {name: f"adapters_{name}.plugin" for name in ("qwen", "deepseek", "llava", "internvl", "gemma3", "idefics3")}
 
 
 @pytest.fixture(autouse=True)
@@ -247,14 +256,43 @@ def test_adapter_refs_import_their_class_on_first_use(tmp_path: Path, monkeypatc
         registry.get("lazy_toy_wrong")
 
 
-def test_built_in_refs_agree_with_their_classes() -> None:
-    from adapters_deepseek.plugin import ADAPTERS as DEEPSEEK
-    from adapters_qwen.plugin import ADAPTERS as QWEN
-
+@pytest.mark.parametrize("family", BUILT_IN)
+def test_built_in_refs_agree_with_their_classes(family: str) -> None:
+    plugin = importlib.import_module(f"adapters_{family}.plugin")
     registry = Registry()
-    for ref in (*QWEN, *DEEPSEEK):
+    for ref in plugin.ADAPTERS:
         cls = registry.get(ref.name)  # loading checks name, model_types and spec_kind
         assert cls.description == ref.description
+    for kind in getattr(plugin, "SPEC_KINDS", ()):
+        cls = registry.spec_kind(kind.kind)
+        assert cls is not None and f"{cls.__module__}:{cls.__name__}" == kind.target
+        assert cls.model_fields["kind"].default == kind.kind
+
+
+def test_spec_kind_refs_import_their_class_on_first_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kind registered by ref is listed by name without importing its module; ``spec_class`` loads it,
+    and a ref whose class is of another kind is a plugin error naming both."""
+    (tmp_path / "lazy_toy_spec.py").write_text(
+        "from typing import Literal\n"
+        "from vlm_adapters import FixedSpec\n\n"
+        "class ToySpec(FixedSpec):\n"
+        "    kind: Literal['lazy_toy_kind'] = 'lazy_toy_kind'  # type: ignore[assignment]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = Registry(load_entry_points=False)
+
+    @hookimpl
+    def register_spec_kinds(register: Callable[[SpecKindRef], None]) -> None:
+        register(SpecKindRef("lazy_toy_kind", "lazy_toy_spec:ToySpec"))
+        register(SpecKindRef("lazy_toy_wrong", "lazy_toy_spec:ToySpec"))
+
+    info = registry.register_plugin(plugin_module("lazy", register_spec_kinds=register_spec_kinds), name="lazy")
+    assert info.status == "loaded" and info.spec_kinds == ("lazy_toy_kind", "lazy_toy_wrong")
+    assert "lazy_toy_kind" in registry.spec_kind_names() and "lazy_toy_spec" not in sys.modules
+    cls = registry.spec_kind("lazy_toy_kind")
+    assert cls is not None and cls.__name__ == "ToySpec" and "lazy_toy_spec" in sys.modules
+    with pytest.raises(PluginLoadError, match=r"spec kind 'lazy_toy_wrong'.*not a SpecBase subclass of kind"):
+        registry.spec_kind("lazy_toy_wrong")
 
 
 def test_hook_check_checkpoint() -> None:

@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "BackboneAdapter": ".adapter",
     "AdapterRef": ".adapter_ref",
+    "SpecKindRef": ".adapter_ref",
     "VisionBatch": ".batch",
     "AdapterNotFoundError": ".errors",
     "AmbiguousGridError": ".errors",
@@ -75,6 +76,7 @@ __all__ = [
     "PixelValueError",
     "PluginLoadError",
     "SpecError",
+    "SpecKindRef",
     "TokenCountError",
     "TokenIdError",
     "VisionBatch",
@@ -99,7 +101,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from .adapter import BackboneAdapter
-    from .adapter_ref import AdapterRef
+    from .adapter_ref import AdapterRef, SpecKindRef
     from .batch import VisionBatch
     from .errors import (
         AdapterNotFoundError,

@@ -1,9 +1,10 @@
-"""``AdapterRef``: an adapter registered by import path, so listing adapters imports no model code.
+"""``AdapterRef`` and ``SpecKindRef``: an adapter or a spec kind registered by import path, so
+listing adapters imports no model code.
 
 A plugin's entry-point module is imported by every ``vlm-adapters list``. Registering refs
 instead of classes keeps that module light (no torch, no transformers); the class is imported
-the first time the adapter is asked for, and the registry then checks that the class says the
-same as its ref.
+the first time it is asked for, and the registry then checks that the class says the same as
+its ref.
 """
 
 from __future__ import annotations
@@ -14,6 +15,15 @@ from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from .adapter import BackboneAdapter
+    from .spec import SpecBase
+
+
+def import_target(target: str, what: str) -> object:
+    """The object a ``"package.module:Name"`` target names."""
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"{what} target must be 'package.module:ClassName', got {target!r}")
+    return getattr(importlib.import_module(module_name), attr)
 
 
 @dataclass(frozen=True)
@@ -29,7 +39,18 @@ class AdapterRef:
 
     def load(self) -> type[BackboneAdapter]:
         """Import the class this ref names."""
-        module_name, _, attr = self.target.partition(":")
-        if not module_name or not attr:
-            raise ValueError(f"AdapterRef target must be 'package.module:ClassName', got {self.target!r}")
-        return cast("type[BackboneAdapter]", getattr(importlib.import_module(module_name), attr))
+        return cast("type[BackboneAdapter]", import_target(self.target, "AdapterRef"))
+
+
+@dataclass(frozen=True)
+class SpecKindRef:
+    """``register(SpecKindRef("my_kind", "my_plugin.spec:MySpec"))`` in ``register_spec_kinds``: the
+    kind is listed by name, and its module (which may need transformers) loads on first use."""
+
+    kind: str
+    target: str
+    """``"package.module:ClassName"`` of the :class:`~vlm_adapters.spec.SpecBase` subclass."""
+
+    def load(self) -> type[SpecBase]:
+        """Import the class this ref names."""
+        return cast("type[SpecBase]", import_target(self.target, "SpecKindRef"))

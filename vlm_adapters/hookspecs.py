@@ -14,7 +14,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from .adapter import BackboneAdapter
-    from .adapter_ref import AdapterRef
+    from .adapter_ref import AdapterRef, SpecKindRef
     from .spec import SpecBase
 
 PROJECT = "vlm_adapters"
@@ -54,9 +54,11 @@ def resolve_adapter(config: Any) -> str | None:
 
 
 @hookspec
-def register_spec_kinds(register: Callable[[type[SpecBase]], None]) -> None:
+def register_spec_kinds(register: Callable[[type[SpecBase] | SpecKindRef], None]) -> None:
     """Register spec kinds: call ``register(SpecClass)`` once per :class:`~vlm_adapters.spec.SpecBase`
-    subclass. Its ``kind`` field default is the name ``spec_from_json`` and the CLI know it by."""
+    subclass. Its ``kind`` field default is the name ``spec_from_json`` and the CLI know it by.
+    ``register(SpecKindRef("kind", "package.module:SpecClass"))`` registers it by import path
+    instead, so that ``vlm-adapters list`` does not import the module (and what it imports)."""
 
 
 @hookspec

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from . import hookspecs
-from .adapter_ref import AdapterRef
+from .adapter_ref import AdapterRef, SpecKindRef
 from .errors import AdapterNotFoundError, PluginLoadError
 from .spec import SpecBase
 
@@ -87,7 +87,8 @@ class Registry:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self._adapters: dict[str, AdapterInfo] = {}
-        self._kinds: dict[str, type[SpecBase]] = {}
+        self._kinds: dict[str, type[SpecBase] | SpecKindRef] = {}
+        self._kind_owners: dict[str, PluginInfo] = {}
         self._plugins: dict[str, PluginInfo] = {}
         self._load_entry_points = load_entry_points
         self._loaded = False
@@ -131,7 +132,7 @@ class Registry:
         """
         name = name or getattr(plugin, "__name__", None) or repr(plugin)
         added: list[type[BackboneAdapter] | AdapterRef] = []
-        kinds: list[type[SpecBase]] = []
+        kinds: list[type[SpecBase] | SpecKindRef] = []
         registered_here = False
         try:
             if self.pm.is_registered(plugin) or self.pm.has_plugin(name):
@@ -164,30 +165,62 @@ class Registry:
         info = PluginInfo(
             name, distribution, version, "loaded", adapters=tuple(r.name for r in rows), spec_kinds=tuple(kind_names)
         )
+        self._kind_owners.update(dict.fromkeys(kind_names, info))
         self._plugins[name] = info
         return info
 
-    def _check_kinds(self, kinds: list[type[SpecBase]]) -> list[str]:
-        """Names of the spec classes a plugin registers; refuses non-specs and taken names."""
+    def _check_kinds(self, kinds: list[type[SpecBase] | SpecKindRef]) -> list[str]:
+        """Names of the spec classes (or refs) a plugin registers; refuses non-specs and taken names."""
         names = []
         for cls in kinds:
-            if not (isinstance(cls, type) and issubclass(cls, SpecBase)):
-                raise TypeError(f"register_spec_kinds takes SpecBase subclasses, got {cls!r}")
-            field = cls.model_fields.get("kind")
-            kind = field.default if field is not None else None
+            if isinstance(cls, SpecKindRef):
+                kind: object = cls.kind
+                if ":" not in cls.target:
+                    raise TypeError(f"SpecKindRef {cls.kind!r}: target must be 'package.module:ClassName'")
+            elif isinstance(cls, type) and issubclass(cls, SpecBase):
+                kind = _default_kind(cls)
+            else:
+                raise TypeError(f"register_spec_kinds takes SpecBase subclasses or SpecKindRefs, got {cls!r}")
             if not isinstance(kind, str) or not kind:
-                raise TypeError(f"{cls.__name__} has no default `kind` (declare kind: Literal['name'] = 'name')")
+                raise TypeError(f"{cls!r} has no default `kind` (declare kind: Literal['name'] = 'name')")
             owner = self._kinds.get(kind)
-            if (owner is not None and owner is not cls) or kind in names:
+            if (owner is not None and owner != cls) or kind in names:
                 raise ValueError(f"spec kind {kind!r} is already registered (by {owner or cls})")
             names.append(kind)
         return names
 
+    def _load_kind(self, kind: str) -> type[SpecBase]:
+        """A kind's class, importing it if it was registered by ref (and checking it is what the ref said)."""
+        entry = self._kinds[kind]
+        if not isinstance(entry, SpecKindRef):
+            return entry
+        owner = self._kind_owners[kind]
+        try:
+            cls = entry.load()
+            if not (isinstance(cls, type) and issubclass(cls, SpecBase)) or _default_kind(cls) != kind:
+                raise TypeError(f"{entry.target} is not a SpecBase subclass of kind {kind!r}")
+        except Exception as exc:
+            raise PluginLoadError(
+                owner.name, owner.distribution, f"spec kind {kind!r} ({entry.target}): {type(exc).__name__}: {exc}"
+            ) from exc
+        self._kinds[kind] = cls
+        return cls
+
     # --- queries -------------------------------------------------------------------------
     def spec_kinds(self) -> dict[str, type[SpecBase]]:
-        """Every registered spec kind: name -> class."""
+        """Every registered spec kind: name -> class (kinds registered by ref are imported)."""
         self._ensure_loaded()
-        return dict(self._kinds)
+        return {kind: self._load_kind(kind) for kind in list(self._kinds)}
+
+    def spec_kind_names(self) -> list[str]:
+        """The registered kinds' names, importing nothing."""
+        self._ensure_loaded()
+        return list(self._kinds)
+
+    def spec_kind(self, kind: str) -> type[SpecBase] | None:
+        """One kind's class (imported on first use), or ``None`` if no plugin registered it."""
+        self._ensure_loaded()
+        return self._load_kind(kind) if kind in self._kinds else None
 
     def plugins(self) -> list[PluginInfo]:
         self._ensure_loaded()
@@ -275,6 +308,11 @@ def _allow_list() -> set[str] | None:
 def _allowed(eps: Iterable[EntryPoint]) -> list[EntryPoint]:
     names = _allow_list()
     return list(eps) if names is None else [ep for ep in eps if ep.name in names]
+
+
+def _default_kind(cls: type[SpecBase]) -> object:
+    field = cls.model_fields.get("kind")
+    return field.default if field is not None else None
 
 
 def _adapter_info(cls: object, plugin: str, distribution: str, version: str) -> AdapterInfo:

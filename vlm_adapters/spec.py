@@ -89,14 +89,18 @@ def _kinds() -> dict[str, type[SpecBase]]:
 
 
 def spec_class(kind: str) -> type[SpecBase]:
-    """The registered spec class of ``kind``; a :class:`SpecError` naming the known kinds if none."""
-    kinds = _kinds()
-    if kind not in kinds:
+    """The registered spec class of ``kind`` (only its module is imported); a :class:`SpecError`
+    naming the known kinds if none."""
+    from .registry import default_registry
+
+    registry = default_registry()
+    cls = registry.spec_kind(kind)
+    if cls is None:
         raise SpecError(
-            f"no spec kind {kind!r} is registered (known: {sorted(kinds)}). Fix: install the plugin that "
-            "provides it (see `vlm-adapters list`)"
+            f"no spec kind {kind!r} is registered (known: {sorted(registry.spec_kind_names())}). Fix: install the "
+            "plugin that provides it (see `vlm-adapters list`)"
         )
-    return kinds[kind]
+    return cls
 
 
 def spec_from_dict(data: dict[str, Any]) -> SpecBase:
