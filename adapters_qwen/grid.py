@@ -24,6 +24,7 @@ class GridSizeError(GridError, ImageSizeError):
     the wrong one, so it is both a grid error and, like every backbone's size contradiction, an
     :class:`~vlm_adapters.errors.ImageSizeError`."""
 
+
 KEEP_GRID_FIX = (
     "keep image_grid_thw in your collate (it is part of the processor output), or pass the "
     "original image size as image_sizes=[(height, width)]"

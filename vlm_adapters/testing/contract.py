@@ -70,6 +70,11 @@ class AdapterContract:
     """Image sizes run through the tiny model."""
     prompt_text: ClassVar[str] = "describe the red cat on the left"
     logits_atol: ClassVar[float] = 1e-5
+    corpus_chains: ClassVar[int] = 30
+    """Random chains of 2-3 mutations in the bad-input corpus, after every single mutation (fixed seed)."""
+    unobservable_mistakes: ClassVar[Mapping[str, str]] = {}
+    """Corpus mutation name -> why no input of this adapter can show that mistake (it is then taken
+    as given; a crash still fails). Say it in the adapter's docs too."""
 
     # --- fixtures ------------------------------------------------------------------------
     @pytest.fixture(scope="class")
@@ -289,6 +294,21 @@ class AdapterContract:
             else:
                 pytest.fail(f"bad input {name!r} was accepted: normalize() must raise a VisionInputError")
             assert "found" in message and "expected" in message and "Fix:" in message, (name, message)
+
+    def test_bad_input_corpus(self, adapter: BackboneAdapter, model: Any) -> None:
+        """Every mutation of the corpus (:mod:`vlm_adapters.testing.corpus`) on every sample format:
+        refused with a ``VisionInputError``, or accepted as a batch the oracle and the stock model
+        accept. A failure names the format and the mutations, e.g. ``research + ids_negative``."""
+        from .corpus import run_corpus
+
+        report = run_corpus(adapter, model, chains=self.corpus_chains)
+        failures = report.failures_except(self.unobservable_mistakes)
+        assert not failures, (
+            f"{len(failures)} of {len(report.outcomes)} corpus samples were not refused with a VisionInputError "
+            f"nor accepted consistently (format + mutations: what happened):\n"
+            + "\n".join(f"{o.kind}: {o.label}: {o.detail}" for o in failures[:12])
+        )
+        assert report.counts["refused"] > 0 and report.counts["accepted"] > 0, report.counts
 
     def test_batch_equals_samples(self, adapter: BackboneAdapter, model: Any) -> None:
         samples = []

@@ -34,6 +34,7 @@ from ..errors import VisionInputError
 from .images import smooth_image
 
 Sample = dict[str, Any]
+ACCEPTED_WRONG = "accepted a sample that must be refused"
 Expect = Literal["refuse", "either"]
 Mutate = Callable[[Sample, BackboneAdapter, np.random.Generator], Sample | None]
 
@@ -70,6 +71,19 @@ class CorpusReport:
     @property
     def failures(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.kind in ("crash", "silent")]
+
+    def failures_except(self, unobservable: Iterable[str]) -> list[Outcome]:
+        """The failures, less acceptances of mistakes in ``unobservable`` (mutation names an adapter
+        declares no input of its can show: taken as given, as documented). Crashes always count."""
+        allowed = set(unobservable)
+        refuse = {m.name for m in MUTATIONS if m.expect == "refuse"}
+        return [
+            o
+            for o in self.failures
+            if not (
+                o.kind == "silent" and o.detail == ACCEPTED_WRONG and {n for n in o.mutations if n in refuse} <= allowed
+            )
+        ]
 
     def describe(self, limit: int = 12) -> str:
         lines = [f"{o.kind}: {o.label}: {o.detail}" for o in self.failures[:limit]]
@@ -406,7 +420,7 @@ def try_sample(adapter: BackboneAdapter, model: Any, base: str, sample: Any, mut
     if not _same(before, _snapshot(sample)):
         return Outcome(base, names, "silent", "normalize changed the caller's sample")
     if any(m.expect == "refuse" for m in mutations):
-        return Outcome(base, names, "silent", "accepted a sample that must be refused")
+        return Outcome(base, names, "silent", ACCEPTED_WRONG)
     try:
         problem = oracle(adapter, model, batch)
     except VisionInputError as exc:
