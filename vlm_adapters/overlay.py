@@ -27,6 +27,10 @@ RANDOM_WEIGHTS_MARK = "RANDOM WEIGHTS: tiny default model, the maps carry no mea
 PANEL_INCHES = 8.0
 """Long side of an overlay's image panel (at 100 dpi); the PNG keeps the image's aspect ratio."""
 SHEET_PANEL_INCHES = 4.0
+DPI = 100
+DISPLAY_MAX_SIDE = int(PANEL_INCHES * DPI)
+"""Longest side, in pixels, of the image and maps a figure draws: what its largest panel shows. Maps
+are sampled at this size (same field of view), so memory does not grow with the original image."""
 """Long side of each panel of a contact sheet."""
 
 
@@ -72,13 +76,22 @@ def value_range(panels: Sequence[Panel]) -> tuple[float, float]:
     return min(float(p.values.min()) for p in panels), max(float(p.values.max()) for p in panels)
 
 
+def display_image(image: Image.Image, max_side: int = DISPLAY_MAX_SIDE) -> Image.Image:
+    """``image`` shrunk (aspect kept) so its longest side is at most ``max_side``; as is if smaller."""
+    scale = max_side / max(image.width, image.height)
+    if scale >= 1:
+        return image
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
 def _figure(rows: int, cols: int, image: Image.Image, inches: float) -> tuple[Figure, np.ndarray]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure  # not pyplot: nothing global, no display, freed with the object
 
     scale = inches / max(image.width, image.height)
     panel_w, panel_h = image.width * scale, image.height * scale
-    fig = Figure(figsize=(cols * (panel_w + 1.6), rows * (panel_h + 0.7) + 1.1), dpi=100, layout="constrained")
+    fig = Figure(figsize=(cols * (panel_w + 1.6), rows * (panel_h + 0.7) + 1.1), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
     return fig, axes

@@ -348,16 +348,19 @@ def draw_overlays(
     """``overlay_all.png``, one overlay per word and ``contact_sheet.png``; the per-word file names.
 
     ``word_maps`` / ``all_maps`` hold one map per view; a multi-view image is drawn fused (the
-    mean of the views that show each pixel, see ``ImageGeometry.to_image``)."""
-    from .overlay import Panel, contact_sheet, overlay_figure, save_png, value_range
+    mean of the views that show each pixel, see ``ImageGeometry.to_image``). Image and maps are
+    drawn at display size (the same field of view), so a huge photo costs no full-size maps."""
+    from .overlay import Panel, contact_sheet, display_image, overlay_figure, save_png, value_range
 
-    pixels = out.to_image(word_maps, image=0).float().cpu().numpy()  # [words, H, W]
+    image = display_image(image)
+    size = (image.height, image.width)
+    pixels = out.to_image(word_maps, image=0, size=size).float().cpu().numpy()  # [words, h, w]
     text = plan.args.text
     labels = [
         f'"{w.text}"' + (f" (characters {w.start}:{w.end})" if text.count(w.text) > 1 else "") for w in plan.words
     ]
     panels = [Panel(label, pixels[k]) for k, label in enumerate(labels)]
-    whole = Panel(f'"{text}" (all words)', out.to_image(all_maps, image=0).float().cpu().numpy())
+    whole = Panel(f'"{text}" (all words)', out.to_image(all_maps, image=0, size=size).float().cpu().numpy())
     scale = value_range([*panels, whole]) if plan.args.shared_scale else None
     heading = figure_heading(plan)
     save_png(overlay_figure(image, whole, heading, plan.style, scale), folder / "overlay_all.png")
