@@ -25,7 +25,7 @@ from ..adapter import concat_batches
 from ..errors import VisionInputError, VlmAdaptersError
 from ..geometry import ImageGeometry, Size
 from ..pipeline import FrozenLMM, FrozenOutput, Reduce
-from .atomic import atomic_write_text
+from ..run_folder import atomic_write_text
 from .distributed import Ranks, current_ranks
 from .errors import OutputFolderError
 from .manifest import Row, as_manifest
