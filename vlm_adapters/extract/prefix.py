@@ -116,7 +116,9 @@ def run_shared_prefix(
     start = time.perf_counter()
     first = samples[0].to(lmm.device, lmm.dtype)
     prefix_inputs = {k: (v[:, :prefix] if k in keys else v) for k, v in first.inputs.items() if k not in LOSS_ONLY_KEYS}
-    cache = DynamicCache(config=model.config)
+    # A cache of full layers, even for sliding-window layers: every key stays, so key positions are
+    # sequence positions, and the sliding window comes from the mask as in a forward without a cache.
+    cache = DynamicCache()
     extra = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
     with torch.no_grad():
         model(**prefix_inputs, **{cache_arg: cache}, use_cache=True, **extra)

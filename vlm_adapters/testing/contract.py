@@ -405,8 +405,8 @@ class AdapterContract:
     def test_shared_prefix_equals_full_forward(self, adapter: BackboneAdapter, model: Any) -> None:
         """Texts about the same images, run over one shared prefix (vision tower and LLM once, into a
         KV cache) and then as batched continuations, give each sample's eager maps (every view) and
-        stock hidden states (fp32, 1e-5): two images with the answers as queries, in chunks of two
-        texts; one image with the default queries (the prefix then ends at the image), all at once."""
+        stock hidden states (fp32, 1e-5), with the answers as queries: two images in chunks of two
+        texts, one image all at once."""
         from ..extract.prefix import run_shared_prefix
         from ..phrases import find_phrase
         from ..pipeline import FrozenLMM
@@ -415,13 +415,11 @@ class AdapterContract:
         eager = adapter.load_model(seed=0, attn_implementation="eager")
         answers = ("a cat", "the red cat on the left", "a small cat on a chair near the window")
         images = [smooth_image(h, w, seed=50 + i) for i, (h, w) in enumerate(self.model_sizes)]
-        for shown, by_answer, batch_size in ((images, True, 2), (images[:1], False, None)):
+        tokenizer = adapter.processor.tokenizer
+        for shown, batch_size in ((images, 2), (images[:1], None)):
             prompts = [adapter.format_prompt(self.prompt_text, num_images=len(shown), answer=a) for a in answers]
             samples = [adapter.prepare([shown], [p]) for p in prompts]
-            queries = None
-            if by_answer:
-                tokenizer = adapter.processor.tokenizer
-                queries = [find_phrase(tokenizer, s.input_ids[0], a) for s, a in zip(samples, answers, strict=True)]
+            queries = [find_phrase(tokenizer, s.input_ids[0], a) for s, a in zip(samples, answers, strict=True)]
             outs = run_shared_prefix(lmm, samples, queries=queries, batch_size=batch_size)
             assert len(outs) == len(samples)
             image_end = int(samples[0].image_token_positions[0][-1][-1]) + 1
