@@ -20,13 +20,6 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    def write(tmp: Path) -> None:
-        tmp.write_text(text, encoding="utf-8")
-
-    atomic_write(path, write)
-
-
 def append_line(path: Path, line: str) -> None:
     """Append one line in one write, synced: a kill leaves at most a torn last line (see :func:`iter_lines`)."""
     with open(path, "a", encoding="utf-8") as f:

@@ -12,6 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..devices import DTYPES as MODEL_DTYPES
+from ..run import int_list
+
 DTYPES = ("float16", "bfloat16", "float32")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMG]?)I?B?$", re.IGNORECASE)
 
@@ -32,10 +35,12 @@ def add_extract_parser(sub: Any, **options: Any) -> None:
     p.add_argument("--backbone", help="adapter name, see `vlm-adapters list` (default: from --model's config)")
     p.add_argument("--model", help="checkpoint folder or hub id (default: the tiny random-weight model)")
     p.add_argument("--prompt", default=None, help="user turn before each text (a manifest `prompt` column wins)")
-    p.add_argument("--layers", type=_int_list, help="decoder layers whose maps are stored, e.g. 0,-1 (default: all)")
-    p.add_argument("--heads", type=_int_list, help="heads whose maps are stored, e.g. 0,3 (default: all)")
+    p.add_argument("--layers", type=int_list, help="decoder layers whose maps are stored, e.g. 0,-1 (default: all)")
+    p.add_argument("--heads", type=int_list, help="heads whose maps are stored, e.g. 0,3 (default: all)")
     p.add_argument("--dtype", choices=DTYPES, default="float16", help="dtype of the stored maps and hidden states")
-    p.add_argument("--model-dtype", choices=DTYPES, default="float32", help="dtype the model runs in")
+    p.add_argument(
+        "--model-dtype", choices=MODEL_DTYPES, default="auto", help="auto: bfloat16 on a GPU, float32 on the CPU"
+    )
     p.add_argument("--reduce", choices=("mean", "max"), default="mean", help="how a phrase's token rows are pooled")
     p.add_argument("--batch-size", type=_positive, default=8, help="texts per forward")
     p.add_argument("--shard-size", type=_size, default="512MB", help="bytes per shard, e.g. 256MB or 2GB")
@@ -46,16 +51,6 @@ def add_extract_parser(sub: Any, **options: Any) -> None:
     p.add_argument("--device-map", help="e.g. auto: spread one model over this machine's GPUs (one process per node)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_extract)
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,-1, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one integer")
-    return values
 
 
 def _positive(text: str) -> int:
@@ -77,9 +72,9 @@ def _size(text: str) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    import torch
 
     from ..checkpoints import load_config
+    from ..devices import resolve_device, resolve_dtype
     from ..errors import VisionInputError
     from ..pipeline import FrozenLMM
     from ..registry import adapter_for, get_adapter
@@ -104,6 +99,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
             expected="--backbone NAME (its tiny random-weight model) or --model CHECKPOINT",
             fix="add --model PATH_OR_HUB_ID (the backbone is read from its config) or --backbone NAME",
         )
+    device = ranks.device() if args.device == "auto" else resolve_device(args.device)
+    model_dtype = resolve_dtype(args.model_dtype, device)
     text_config = config.get_text_config()
     check_indices("layers", args.layers, int(text_config.num_hidden_layers))
     heads = check_heads(args.heads, int(text_config.num_attention_heads))
@@ -115,7 +112,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
         layers=args.layers,
         heads=heads,
         dtype=args.dtype,
-        model_dtype=args.model_dtype,
+        model_dtype=str(model_dtype).removeprefix("torch."),
         reduce=args.reduce,
         prompt=prompt,
     )
@@ -128,8 +125,6 @@ def cmd_extract(args: argparse.Namespace) -> int:
             fix="launch with --nproc_per_node 1, or drop --device-map to run one model per GPU",
         )
 
-    model_dtype = getattr(torch, args.model_dtype)
-    device = ranks.device() if args.device == "auto" else torch.device(args.device)
     if args.model:
         lmm = FrozenLMM.from_pretrained(
             args.model,

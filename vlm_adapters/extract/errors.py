@@ -1,11 +1,14 @@
-"""Typed errors of an extraction: a manifest or output folder that cannot be used, a sample that is refused.
+"""Typed errors of an extraction: a manifest that cannot be read, a sample that is refused.
 
-Each names what was found, what was expected and the fix (see :class:`~vlm_adapters.errors.VisionInputError`).
+Each names what was found, what was expected and the fix. An output folder that must not be
+written into is the core's :class:`~vlm_adapters.errors.OutputFolderError`, as for ``run``.
 """
 
 from __future__ import annotations
 
-from ..errors import VisionInputError
+from ..errors import OutputFolderError, VisionInputError
+
+__all__ = ["ManifestError", "OutputFolderError", "SampleError"]
 
 
 class ManifestError(VisionInputError):
@@ -17,7 +20,3 @@ class SampleError(VisionInputError):
 
     An extraction records it in the index with this error and goes on with the next sample.
     """
-
-
-class OutputFolderError(VisionInputError):
-    """An output folder an extraction must not write into as it is (another run's, or not empty)."""

@@ -25,7 +25,7 @@ from ..adapter import concat_batches
 from ..errors import VisionInputError, VlmAdaptersError
 from ..geometry import ImageGeometry, Size
 from ..pipeline import FrozenLMM, FrozenOutput, Reduce
-from .atomic import atomic_write_text
+from ..run_folder import atomic_write_text, differences
 from .distributed import Ranks, current_ranks
 from .errors import OutputFolderError
 from .manifest import Row, as_manifest
@@ -100,8 +100,7 @@ def check_output(out: Path, settings: dict[str, Any], *, resume: bool, rank: int
         return
     previous = json.loads(run_file.read_text(encoding="utf-8"))
     old = previous.get("settings", {})
-    keys = sorted(set(old) | set(settings))
-    changed = [f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in keys if old.get(k) != settings.get(k)]
+    changed = differences(old, settings)
     if changed:
         raise OutputFolderError(
             "--out holds an extraction with other settings",

@@ -1,10 +1,9 @@
 """A sample's ``phrases`` as object ids on the tokens of its text (the ``mask_ids`` of the sequence).
 
 Phrases come as strings of the text, character spans ``[start, end]`` of the text, or one object
-id per token of the text. Strings become spans (each searched from where the previous one
-started, so repeated words are taken in order); spans become the tokens whose characters overlap
-them, read from the fast tokenizer's offsets on the whole chat-templated prompt, so that the
-tokens are those of the text in context (a leading space glued to a word, a word split in pieces).
+id per token of the text. Strings become spans (whole-word matches first, each searched from where
+the previous one started, so repeated words are taken in order); spans become the tokens whose
+characters overlap them (:func:`vlm_adapters.phrases.locate_text`).
 """
 
 from __future__ import annotations
@@ -12,42 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
-
+from ..phrases import occurrences
 from .errors import SampleError
 
 Span = tuple[int, int]
-
-
-def text_tokens(tokenizer: Any, prompt: str, input_ids: torch.Tensor, text: str) -> tuple[torch.Tensor, list[Span]]:
-    """Positions in ``input_ids`` of the tokens of ``text`` (its last occurrence in ``prompt``, the
-    answer turn), and the characters of ``text`` each one covers."""
-    start = prompt.rfind(text)
-    if start < 0 or not text:
-        raise SampleError(
-            "the text is not in the chat-templated prompt",
-            found=repr(text[:80]),
-            expected="a non-empty text the chat template keeps as it is",
-            fix="check the text for characters the chat template changes",
-        )
-    end = start + len(text)
-    encoded = tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)
-    inside = [j for j, (s, e) in enumerate(encoded["offset_mapping"]) if s < end and e > start]
-    needle = [int(t) for t in encoded["input_ids"][inside[0] : inside[-1] + 1]] if inside else []
-    ids = input_ids.tolist()
-    at = next((i for i in range(len(ids) - len(needle), -1, -1) if ids[i : i + len(needle)] == needle), -1)
-    if not needle or at < 0:
-        raise SampleError(
-            "the text's tokens are not in the processed sequence",
-            found=f"{len(needle)} tokens for {text[:80]!r}",
-            expected="the tokens of the text, as the tokenizer splits the prompt, at the end of the sequence",
-            fix="report this with the backbone and the text: the processor tokenizes the prompt differently",
-        )
-    spans = [
-        (max(s - start, 0), min(e - start, len(text)))
-        for s, e in (encoded["offset_mapping"][j] for j in range(inside[0], inside[-1] + 1))
-    ]
-    return torch.arange(at, at + len(needle)), spans
 
 
 def phrase_spans(text: str, phrases: Sequence[Any]) -> list[Span]:
@@ -56,8 +23,8 @@ def phrase_spans(text: str, phrases: Sequence[Any]) -> list[Span]:
     cursor = 0
     for k, phrase in enumerate(phrases):
         if isinstance(phrase, str):
-            start = text.find(phrase, cursor) if phrase else -1
-            start = text.find(phrase) if start < 0 and phrase else start
+            found = occurrences(text, phrase) if phrase else []
+            start = next((s for s in found if s >= cursor), found[0] if found else -1)
             if start < 0:
                 raise SampleError(
                     f"phrase {k} is not in the text",
@@ -82,7 +49,7 @@ def phrase_spans(text: str, phrases: Sequence[Any]) -> list[Span]:
 def object_ids(phrases: Any, text: str, spans: Sequence[Span]) -> list[int]:
     """One object id per token of the text (-1 = none), from phrases in any of the three forms.
 
-    ``spans`` are the characters of each token of the text (see :func:`text_tokens`).
+    ``spans`` are the characters of each token of the text (``TextTokens.spans``).
     """
     if phrases is None or (isinstance(phrases, (list, tuple)) and not phrases):
         phrases = [text]

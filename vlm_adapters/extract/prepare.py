@@ -18,9 +18,11 @@ from PIL import Image, UnidentifiedImageError
 from ..adapter import BackboneAdapter
 from ..batch import VisionBatch
 from ..errors import VisionInputError, VlmAdaptersError
+from ..image_files import load_image_file
+from ..phrases import locate_text
 from .errors import SampleError
 from .manifest import Row
-from .phrases import object_ids, text_tokens
+from .phrases import object_ids
 
 RESEARCH_KEYS = ("input_ids", "input_ids_with_vision")
 """A row with one of these is a research-format sample for ``adapter.normalize``."""
@@ -102,10 +104,10 @@ class RowPreparer:
         image = self._image(data.get("image"))
         full = self.adapter.format_prompt(prompt, num_images=1, answer=text)
         batch = self.adapter.prepare([image], [full])
-        positions, spans = text_tokens(self.adapter.processor.tokenizer, full, batch.input_ids[0], text)
-        ids = object_ids(data.get("phrases"), text, spans)
+        tokens = locate_text(self.adapter.processor.tokenizer, batch.input_ids[0], text)
+        ids = object_ids(data.get("phrases"), text, tokens.spans)
         mask_ids = torch.full_like(batch.input_ids, -1)
-        mask_ids[0, positions] = torch.tensor(ids, dtype=mask_ids.dtype)
+        mask_ids[0, tokens.positions] = torch.tensor(ids, dtype=mask_ids.dtype)
         batch.mask_ids = mask_ids
         image_field = data.get("image")
         record = {
@@ -139,8 +141,7 @@ class RowPreparer:
                 fix="fix the path (relative paths are read from the manifest's folder)",
             )
         try:
-            with Image.open(path) as opened:
-                image = opened.convert("RGB")
+            image = load_image_file(path)
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             raise SampleError(
                 "image file does not decode",
