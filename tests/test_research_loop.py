@@ -15,7 +15,18 @@ LOOP = runpy.run_path(str(Path(__file__).resolve().parents[1] / "docs" / "resear
 
 
 @pytest.mark.parametrize(
-    "backbone", ["qwen2_5_vl", "deepseek_vl", "llava_next", "gemma3", "internvl", "idefics3", "smolvlm"]
+    "backbone",
+    [
+        "qwen2_5_vl",
+        "deepseek_vl",
+        "llava",
+        "llava_next",
+        "llava_onevision",
+        "gemma3",
+        "internvl",
+        "idefics3",
+        "smolvlm",
+    ],
 )
 def test_same_loop_any_backbone(backbone: str) -> None:
     report = LOOP["research_loop"](backbone)
@@ -26,7 +37,7 @@ def test_same_loop_any_backbone(backbone: str) -> None:
             assert k == 2 and (rows, cols) == tuple(grid)
         assert sample["prediction"] == (2, *sample["image_size"])
         assert torch.isfinite(torch.tensor(sample["loss"]))
-    if backbone in ("llava_next", "internvl", "idefics3", "smolvlm"):
+    if backbone in ("llava_next", "llava_onevision", "internvl", "idefics3", "smolvlm"):
         assert any(len(sample["views"]) > 1 for sample in report["samples"])
 
 
