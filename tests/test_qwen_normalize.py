@@ -112,8 +112,9 @@ def test_grid_given_is_kept_unchanged(qwen25: tuple[QwenAdapter, Any], seed: Vis
         {"meta_data": {"original_shape": {"height": 427, "width": 640}}},
         {"meta_datas": [{"image_shape": {"height": 420, "width": 644}}]},  # the processor's resized size
         {"meta_data": [{"original_shape": (427, 640), "image_shape": (420, 644)}], "image_sizes": [SEED_SIZE]},
+        {"meta_data": [{"original_shape": (427, 640), "image_shape": (420, 644)}]},  # the original size wins
     ],
-    ids=["image_sizes", "flat-pair", "tensor", "meta-original", "meta-resized", "all-agree"],
+    ids=["image_sizes", "flat-pair", "tensor", "meta-original", "meta-resized", "all-agree", "meta-both"],
 )
 @pytest.mark.parametrize("missing", ["none", "absent"])
 def test_grid_none_with_size_known_is_derived_exactly(
@@ -125,6 +126,12 @@ def test_grid_none_with_size_known_is_derived_exactly(
     assert got.inputs["image_grid_thw"].tolist() == [[1, 30, 46]]
     assert_same_inputs(got, seed)
     assert "derived from image size" in got.extras["repairs"][0]
+    # the geometry, not only the tensors: maps land on the original image (or, from image_shape alone,
+    # on the resized one, which is then marked as not the original)
+    only_resized = "original_shape" not in str(declared) and "image_sizes" not in declared
+    want = (420, 644) if only_resized else SEED_SIZE
+    assert got.geometries[0][0].original_size == tuple(want)
+    assert got.extras["original_size_known"] == [[not only_resized]]
 
 
 def test_grid_derivation_is_logged_once(qwen25: tuple[QwenAdapter, Any], seed: VisionBatch, caplog: Any) -> None:
