@@ -34,7 +34,17 @@ from vlm_adapters import (
 from vlm_adapters.testing import assert_inputs_equal, sample_from_batch, smooth_image
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILT_IN = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "deepseek_vl", "deepseek_vl_hybrid", "gemma3")
+BUILT_IN = (
+    "qwen2_vl",
+    "qwen2_5_vl",
+    "qwen3_vl",
+    "deepseek_vl",
+    "deepseek_vl_hybrid",
+    "gemma3",
+    "internvl",
+    "idefics3",
+    "smolvlm",
+)
 SIZE = (300, 500)  # (height, width): landscape, so padded inputs have bands at the top and bottom
 
 
@@ -60,8 +70,18 @@ class Case:
         return self.sample["input_ids"]
 
     @property
-    def meta(self) -> dict[str, Any]:
+    def meta(self) -> Any:
+        """The image's ``meta_data`` entry: one dict, or one dict per view for an image of several views."""
         return self.batch.geometries[0][0].to_meta_data()
+
+    @property
+    def meta_data(self) -> Any:
+        """``meta_data`` for the one-image sample: the bare dict, or a list holding the image's view list."""
+        meta = self.meta
+        return meta if isinstance(meta, dict) else [meta]
+
+    def views_of(self, meta: Any) -> list[dict[str, Any]]:
+        return [meta] if isinstance(meta, dict) else meta
 
     def without(self, *keys: str, **extra: Any) -> dict[str, Any]:
         return {**{k: v for k, v in self.sample.items() if k not in keys}, **extra}
@@ -81,22 +101,31 @@ def _other_token_run(c: Case) -> torch.Tensor:
     return torch.cat([ids[:first], ids[first + 1 :]])  # one image token short
 
 
-def _meta_with(c: Case, **changes: Any) -> dict[str, Any]:
+def _meta_with(c: Case, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """The sample with ``meta_data`` instead of ``image_sizes``, ``change`` applied to every view's record."""
     meta = c.meta
-    for key, value in changes.items():
-        meta[key] = value
-    return c.without("image_sizes", meta_data=meta)
+    for view in c.views_of(meta):
+        change(view)
+    return c.without("image_sizes", meta_data=meta if isinstance(meta, dict) else [meta])
 
 
-def _shift_padding(c: Case) -> dict[str, Any]:
-    padding = dict(c.meta["padding"])
-    padding["before_height"] += 40
-    return _meta_with(c, padding=padding)
+def _shift_padding(view: dict[str, Any]) -> None:
+    view["padding"] = {**view["padding"], "before_height": view["padding"]["before_height"] + 40}
 
 
-def _transposed_image_shape(c: Case) -> dict[str, Any]:
-    shape = c.meta["image_shape"]
-    return _meta_with(c, image_shape={"height": shape["width"], "width": shape["height"]})
+def _transpose_image_shape(view: dict[str, Any]) -> None:
+    shape = view["image_shape"]
+    view["image_shape"] = {"height": shape["width"], "width": shape["height"]}
+
+
+def _transpose_image(view: dict[str, Any]) -> None:
+    """Every record of the image as if it were transposed: sizes and, per view, the box."""
+    _transpose_image_shape(view)
+    original = view["original_shape"]
+    view["original_shape"] = {"height": original["width"], "width": original["height"]}
+    if "box" in view:
+        b = view["box"]
+        view["box"] = {"top": b["left"], "left": b["top"], "bottom": b["right"], "right": b["bottom"]}
 
 
 def _scaled(c: Case, factor: float) -> dict[str, Any]:
@@ -159,11 +188,12 @@ BAD: dict[str, tuple[Callable[[Case], Any], type[VisionInputError]]] = {
     # --- meta_data -------------------------------------------------------------------------
     "meta_data not a dict": (lambda c: c.without("image_sizes", meta_data="meta"), ImageSizeError),
     "negative original_shape": (
-        lambda c: _meta_with(c, original_shape={"height": -300, "width": 500}),
+        lambda c: _meta_with(c, lambda v: v.update(original_shape={"height": -300, "width": 500})),
         ImageSizeError,
     ),
-    "meta_data padding of another preprocessing": (_shift_padding, ImageSizeError),
-    "meta_data image_shape transposed": (_transposed_image_shape, ImageSizeError),
+    "meta_data padding of another preprocessing": (lambda c: _meta_with(c, _shift_padding), ImageSizeError),
+    "meta_data image_shape transposed": (lambda c: _meta_with(c, _transpose_image_shape), ImageSizeError),
+    "meta_data of the transposed image": (lambda c: _meta_with(c, _transpose_image), ImageSizeError),
     # --- values and pixels -----------------------------------------------------------------
     "0-255 pixel values": (lambda c: _scaled(c, 255.0), PixelValueError),
     "NaN pixel": (_with_nan, PixelValueError),
@@ -195,6 +225,7 @@ SIZE_MISTAKES = frozenset(
         "a size of a taller image",
         "a square size for a landscape image",
         "meta_data image_shape transposed",
+        "meta_data of the transposed image",
     }
 )
 """Wrong sizes that only the pixels can expose (padding bands, a grid's shape, crop boxes)."""
@@ -212,16 +243,28 @@ PLACEHOLDERS_NOT_EXPANDABLE = {
 @pytest.mark.parametrize("mistake", list(BAD))
 def test_the_same_mistake_gets_the_same_error(case: Case, mistake: str) -> None:
     mutate, kind = BAD[mistake]
-    if mistake in SIZE_MISTAKES and case.adapter.name in SIZES_UNOBSERVABLE:
-        sample = mutate(case)  # nothing to check it against: the declared size is what the batch maps onto
+    no_op = mistake in SIZE_MISTAKES and mutate(case).get("meta_data") == case.meta_data
+    if mistake in SIZE_MISTAKES and (case.adapter.name in SIZES_UNOBSERVABLE or no_op):
+        # nothing to check it against (or, for square views, nothing changed): the declared size is what
+        # the batch maps onto
+        sample = mutate(case)
         declared = case.adapter.normalize(sample).geometries[0][0].original_size
-        assert declared == tuple(sample.get("image_sizes", [case.batch.geometries[0][0].original_size])[0])
+        assert declared == _declared_size(sample, case)
         return
     with pytest.raises(kind) as info:
         case.adapter.normalize(mutate(case))
     err = info.value
     assert err.found is not None and err.expected is not None and err.fix, err
     assert "Fix:" in str(err)
+
+
+def _declared_size(sample: dict[str, Any], c: Case) -> tuple[int, int]:
+    """The size a sample declares: its image_sizes, else its meta_data's original_shape."""
+    if "image_sizes" in sample:
+        return tuple(sample["image_sizes"][0])  # type: ignore[return-value]
+    meta = sample["meta_data"]
+    first = c.views_of(meta if isinstance(meta, dict) else meta[0])[0]
+    return int(first["original_shape"]["height"]), int(first["original_shape"]["width"])
 
 
 def _unexpanded(c: Case) -> dict[str, Any]:
@@ -239,7 +282,7 @@ GOOD: dict[str, Callable[[Case], dict[str, Any]]] = {
     "labels with -100": lambda c: c.without(labels=torch.where(c.ids == c.adapter.spec.image_token_id, -100, c.ids)),
     "bool attention mask": lambda c: c.without(attention_mask=torch.ones_like(c.ids, dtype=torch.bool)),
     "whole-float sizes": lambda c: c.without(image_sizes=[[float(SIZE[0]), float(SIZE[1])]]),
-    "meta_data instead of image_sizes": lambda c: c.without("image_sizes", meta_data=c.meta),
+    "meta_data instead of image_sizes": lambda c: c.without("image_sizes", meta_data=c.meta_data),
     "meta_data and image_sizes": lambda c: c.without(meta_datas=[c.meta]),
     "raw image under image": lambda c: c.without("pixel_values", "high_res_pixel_values", "image_sizes", image=c.image),
     "uint8 CHW tensor under pixel_values": lambda c: c.without(
