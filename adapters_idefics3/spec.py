@@ -21,7 +21,7 @@ from transformers.processing_utils import ProcessorMixin
 
 from vlm_adapters import SpecError
 from vlm_adapters.geometry import Box, ImageGeometry, Size, View
-from vlm_adapters.spec import PositiveInt, SpecBase
+from vlm_adapters.spec import PositiveInt, SpecBase, require_agreement
 
 from .splitting import Split, split
 
@@ -163,14 +163,6 @@ class Idefics3SplitSpec(SpecBase):
         return ImageGeometry(original_size=(h, w), views=tuple(views), extra_tokens=self.extra_tokens(grid))
 
 
-def _agree(what: str, from_config: Any, from_processor: Any) -> None:
-    if from_config != from_processor:
-        raise SpecError(
-            f"{what} differs between config ({from_config}) and processor ({from_processor}); the stock model "
-            "would reject the processor's output. Fix: load config and processor from the same checkpoint."
-        )
-
-
 def _side(value: Any, what: str) -> int:
     try:
         return int(value["longest_edge"])
@@ -196,11 +188,11 @@ def build_idefics3_spec(config: PretrainedConfig, processor: ProcessorMixin) -> 
     vision = config.vision_config
     images_kwargs = proc._merge_kwargs()["images_kwargs"]  # the processor's call-time defaults
     tile = _side(images_kwargs.get("max_image_size", ip.max_image_size), "image_processor.max_image_size")
-    _agree("sub-image size", int(vision.image_size), tile)
+    require_agreement("sub-image size", int(vision.image_size), tile)
     patch, scale = int(vision.patch_size), int(config.scale_factor)
     side = tile // patch // scale
-    _agree("image tokens per sub-image", side * side, int(proc.image_seq_len))  # the processor's formula too
-    _agree("image_token_id", int(config.image_token_id), int(proc.image_token_id))
+    require_agreement("image tokens per sub-image", side * side, int(proc.image_seq_len))  # the processor's formula too
+    require_agreement("image_token_id", int(config.image_token_id), int(proc.image_token_id))
     if not images_kwargs.get("do_resize", ip.do_resize):
         raise SpecError("the image processor has do_resize off; its sizes are then unbounded. Fix: do_resize=True.")
     longest = _side(images_kwargs.get("size", ip.size), "image_processor.size")
