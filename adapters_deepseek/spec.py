@@ -16,18 +16,7 @@ from transformers import PretrainedConfig
 from transformers.processing_utils import ProcessorMixin
 
 from vlm_adapters import FixedSpec, SpecError
-
-
-def _pair(value: Any, what: str) -> tuple[int, int]:
-    """(height, width) from an int, a pair, or a ``{"height", "width"}`` size dict."""
-    if isinstance(value, int):
-        return value, value
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        return int(value[0]), int(value[1])
-    try:
-        return int(value["height"]), int(value["width"])
-    except (KeyError, TypeError, ValueError):
-        raise SpecError(f"{what} is not a size: {value!r}") from None
+from vlm_adapters.spec import require_agreement, size_setting
 
 
 def _triple(values: Any) -> tuple[float, float, float]:
@@ -35,26 +24,17 @@ def _triple(values: Any) -> tuple[float, float, float]:
     return a, b, c
 
 
-def _agree(what: str, from_config: Any, from_processor: Any) -> None:
-    if from_config != from_processor:
-        raise SpecError(
-            f"{what} differs between config ({from_config}) and processor ({from_processor}); "
-            "the stock model would reject the processor's output. Fix: load config and processor "
-            "from the same checkpoint, or set the processor's value to the config's."
-        )
-
-
 def build_deepseek_spec(config: PretrainedConfig, processor: ProcessorMixin) -> FixedSpec:
     """The spec of a ``deepseek_vl`` or ``deepseek_vl_hybrid`` checkpoint."""
     proc: Any = processor  # DeepseekVLProcessor / DeepseekVLHybridProcessor attributes
     vision = config.vision_config
     image_processor = proc.image_processor
-    image_size = _pair(vision.image_size, "vision_config.image_size")
-    patch = _pair(vision.patch_size, "vision_config.patch_size")
+    image_size = size_setting(vision.image_size, "vision_config.image_size")
+    patch = size_setting(vision.patch_size, "vision_config.patch_size")
     grid = (image_size[0] // patch[0], image_size[1] // patch[1])
-    _agree("image size", image_size, _pair(image_processor.size, "image_processor.size"))
-    _agree("image tokens per image", grid[0] * grid[1], int(proc.num_image_tokens))
-    _agree("image_token_id", int(config.image_token_id), int(proc.image_token_id))
+    require_agreement("image size", image_size, size_setting(image_processor.size, "image_processor.size"))
+    require_agreement("image tokens per image", grid[0] * grid[1], int(proc.num_image_tokens))
+    require_agreement("image_token_id", int(config.image_token_id), int(proc.image_token_id))
     if not (image_processor.do_resize and image_processor.do_pad):
         raise SpecError(
             "the image processor has do_resize or do_pad off, so it does not produce the square "
@@ -67,8 +47,10 @@ def build_deepseek_spec(config: PretrainedConfig, processor: ProcessorMixin) -> 
     if config.model_type == "deepseek_vl_hybrid":
         # The hybrid pads at the SAM resolution and makes the low-res view by resizing that
         # padded square, so the padding (and its colour) is decided at ``high_res_size``.
-        high_res = _pair(image_processor.high_res_size, "image_processor.high_res_size")
-        _agree("high-res image size", _pair(config.high_res_vision_config.image_size, "sam image_size"), high_res)
+        high_res = size_setting(image_processor.high_res_size, "image_processor.high_res_size")
+        require_agreement(
+            "high-res image size", size_setting(config.high_res_vision_config.image_size, "sam image_size"), high_res
+        )
         pad_size = high_res[0]
         background = image_processor.high_res_background_color
     try:

@@ -94,12 +94,13 @@ class Idefics3AdapterBase(BackboneAdapter):
         lengths = [n for _, n in runs]
         expected = [n for g in geometries for n in g.run_lengths]
         if lengths == expected:
-            kept, aligned = splice_placeholders(ids, companions, [], [])  # companions checked, nothing replaced
+            # nothing replaced; the companions' lengths are checked
+            kept, aligned = splice_placeholders(ids, companions, [], [], self.spec.image_token_id)
             return kept, aligned, False
         places = (ids == self.spec.image_token_id).nonzero().flatten().tolist()
         if len(places) == len(geometries):  # one placeholder per image
             replacements = [self._expansion(g) for g in geometries]
-            new_ids, new = splice_placeholders(ids, companions, places, replacements)
+            new_ids, new = splice_placeholders(ids, companions, places, replacements, self.spec.image_token_id)
             return new_ids, new, True
         raise self.token_count_error(lengths, counts, name, geometries)
 

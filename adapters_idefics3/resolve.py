@@ -27,7 +27,13 @@ from vlm_adapters import ImageGeometry, ImageShapeError, MissingInputError, Toke
 from vlm_adapters.geometry import Size
 from vlm_adapters.normalize import ResolvedImages, SampleImages
 from vlm_adapters.normalize.sizes import check_count
-from vlm_adapters.normalize.tiles import agreed_per_image, check_declared_grid, recover_grid, tile_stack
+from vlm_adapters.normalize.tiles import (
+    agreed_per_image,
+    check_declared_grid,
+    recover_grid,
+    tile_stack,
+    views_per_image,
+)
 from vlm_adapters.placeholders import image_runs
 
 from .spec import ROW_COL_MARKER, Idefics3SplitSpec
@@ -158,18 +164,14 @@ def resolve_split_images(adapter: Idefics3AdapterBase, images: SampleImages) -> 
     splits = agreed_per_image(splits_from, "sub-image rows and columns")
     for name, per_image in splits_from.items():
         counts_from[name] = [r * c + 1 for r, c in per_image]
-    counts = agreed_per_image(counts_from, "views", int(views.shape[0]))
-    if counts is None:
-        num_images = len(sizes) if sizes is not None else int((images.input_ids == spec.image_token_id).sum())
-        if num_images != 1:
-            raise MissingInputError(
-                f"nothing tells which of the {views.shape[0]} views belong to which of the {num_images} images",
-                found="pixel_values of several images, one placeholder per image, no image sizes, no rows / cols",
-                expected="image_sizes / meta_data, rows and cols, one pixel stack per image, or the processor's "
-                "expanded input_ids",
-                fix=KEEP_SIZES_FIX,
-            )
-        counts = [int(views.shape[0])]
+    num_images = len(sizes) if sizes is not None else int((images.input_ids == spec.image_token_id).sum())
+    counts = views_per_image(
+        counts_from,
+        int(views.shape[0]),
+        num_images,
+        "image_sizes / meta_data, rows and cols, one pixel stack per image, or the processor's expanded input_ids",
+        KEEP_SIZES_FIX,
+    )
     check_count(sizes, len(counts))
     geometries: list[ImageGeometry] = []
     start = 0

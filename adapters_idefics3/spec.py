@@ -21,7 +21,7 @@ from transformers.processing_utils import ProcessorMixin
 
 from vlm_adapters import SpecError
 from vlm_adapters.geometry import Box, ImageGeometry, Size, View
-from vlm_adapters.spec import PositiveInt, SpecBase
+from vlm_adapters.spec import PositiveInt, SpecBase, require_agreement
 
 from .splitting import Split, split
 
@@ -57,17 +57,26 @@ class Idefics3SplitSpec(SpecBase):
 
     @model_validator(mode="after")
     def _check(self) -> Idefics3SplitSpec:
-        patches, rest = divmod(self.tile_size, self.patch_size)
-        if rest or patches % self.scale_factor:
+        if (self.tile_size // self.patch_size) % self.scale_factor:
             raise ValueError(
-                f"tile_size {self.tile_size} is not a whole number of {self.patch_size} px patches "
-                f"shuffled by {self.scale_factor}"
+                f"the {self.tile_size // self.patch_size} patches per side of a {self.tile_size} px sub-image "
+                f"cannot be pixel-shuffled by {self.scale_factor}"
             )
         return self
 
     @property
+    def patches_per_side(self) -> int:
+        return self.tile_size // self.patch_size
+
+    @property
+    def seen_side(self) -> int:
+        """Pixels of a sub-image side the patches cover: the convolution drops what is left over
+        (384 px at patch 14: 27 patches, 378 px; the last 6 px of each view are never seen)."""
+        return self.patches_per_side * self.patch_size
+
+    @property
     def tile_token_grid(self) -> Size:
-        side = self.tile_size // self.patch_size // self.scale_factor
+        side = self.patches_per_side // self.scale_factor
         return side, side
 
     @property
@@ -125,42 +134,33 @@ class Idefics3SplitSpec(SpecBase):
         (``(0, 0)``: not split)."""
         h, w = original_size
         rows, cols = grid
-        t = self.tile_size
         n = self.tokens_per_view
-        patch_grid = (t // self.patch_size, t // self.patch_size)
+        seen = self.seen_side
+        part = seen / self.tile_size
+        patch_grid = (self.patches_per_side, self.patches_per_side)
 
-        def view(name: str, index: int, box: Box) -> View:
+        def view(name: str, index: int, top: float, left: float, height: float, width: float) -> View:
+            # the tokens span the first `seen` pixels of the view, i.e. that part of its cell
+            box = Box(top=top, left=left, bottom=top + height * part, right=left + width * part)
             return View(
                 name=name,
                 token_grid=self.tile_token_grid,
                 offset=index * n,
-                input_size=(t, t),
+                input_size=(seen, seen),
                 box=box,
                 run=index,
                 patch_grid=patch_grid,
             )
 
-        # the canvas is rows*t x cols*t, a stretch of the whole image, so sub-image (r, c) shows
+        # the canvas is rows*T x cols*T, a stretch of the whole image, so sub-image (r, c) shows
         # the (r, c) cell of a rows x cols division of the original
         views = [
-            view(
-                f"tile_{r}_{c}",
-                r * cols + c,
-                Box(top=r * h / rows, left=c * w / cols, bottom=(r + 1) * h / rows, right=(c + 1) * w / cols),
-            )
+            view(f"tile_{r}_{c}", r * cols + c, r * h / rows, c * w / cols, h / rows, w / cols)
             for r in range(rows)
             for c in range(cols)
         ]
-        views.append(view("global", rows * cols, Box.whole((h, w))))
+        views.append(view("global", rows * cols, 0.0, 0.0, h, w))
         return ImageGeometry(original_size=(h, w), views=tuple(views), extra_tokens=self.extra_tokens(grid))
-
-
-def _agree(what: str, from_config: Any, from_processor: Any) -> None:
-    if from_config != from_processor:
-        raise SpecError(
-            f"{what} differs between config ({from_config}) and processor ({from_processor}); the stock model "
-            "would reject the processor's output. Fix: load config and processor from the same checkpoint."
-        )
 
 
 def _side(value: Any, what: str) -> int:
@@ -188,11 +188,11 @@ def build_idefics3_spec(config: PretrainedConfig, processor: ProcessorMixin) -> 
     vision = config.vision_config
     images_kwargs = proc._merge_kwargs()["images_kwargs"]  # the processor's call-time defaults
     tile = _side(images_kwargs.get("max_image_size", ip.max_image_size), "image_processor.max_image_size")
-    _agree("sub-image size", int(vision.image_size), tile)
+    require_agreement("sub-image size", int(vision.image_size), tile)
     patch, scale = int(vision.patch_size), int(config.scale_factor)
     side = tile // patch // scale
-    _agree("image tokens per sub-image", side * side, int(proc.image_seq_len))
-    _agree("image_token_id", int(config.image_token_id), int(proc.image_token_id))
+    require_agreement("image tokens per sub-image", side * side, int(proc.image_seq_len))  # the processor's formula too
+    require_agreement("image_token_id", int(config.image_token_id), int(proc.image_token_id))
     if not images_kwargs.get("do_resize", ip.do_resize):
         raise SpecError("the image processor has do_resize off; its sizes are then unbounded. Fix: do_resize=True.")
     longest = _side(images_kwargs.get("size", ip.size), "image_processor.size")

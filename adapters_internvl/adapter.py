@@ -91,7 +91,7 @@ class InternVLAdapter(BackboneAdapter):
         places = (ids == spec.image_token_id).nonzero().flatten().tolist()
         if len(places) == len(counts) and lengths != list(counts):  # one placeholder per image
             replacements = [self._expansion(ids, at, count) for at, count in zip(places, counts, strict=True)]
-            new_ids, new = splice_placeholders(ids, companions, places, replacements)
+            new_ids, new = splice_placeholders(ids, companions, places, replacements, self.spec.image_token_id)
             return new_ids, new, True
         kept = super().expand_image_tokens(ids, companions, counts, name, geometries)
         for i, (at, n) in enumerate(runs):

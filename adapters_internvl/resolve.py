@@ -26,7 +26,7 @@ from vlm_adapters import AmbiguousGridError, ImageGeometry, MissingInputError, T
 from vlm_adapters.geometry import Size
 from vlm_adapters.normalize import ResolvedImages, SampleImages
 from vlm_adapters.normalize.sizes import check_count
-from vlm_adapters.normalize.tiles import agreed_per_image, check_declared_grid, recover_grid, tile_stack
+from vlm_adapters.normalize.tiles import check_declared_grid, recover_grid, tile_stack, views_per_image
 from vlm_adapters.placeholders import image_runs
 
 from .tiling import candidate_grids
@@ -111,18 +111,15 @@ def resolve_internvl_images(adapter: InternVLAdapter, images: SampleImages) -> R
     in_prompt = tiles_in_prompt(images.input_ids, spec.tokens_per_tile, spec.image_token_id)
     if in_prompt is not None:
         sources["input_ids (runs of image tokens)"] = in_prompt
-    counts = agreed_per_image(sources, "tiles", int(tiles.shape[0]))
-    if counts is None:
-        num_images = len(sizes) if sizes is not None else placeholders_in_prompt(images.input_ids, spec.image_token_id)
-        if num_images != 1:
-            raise MissingInputError(
-                f"nothing tells which of the {tiles.shape[0]} tiles belong to which of the {num_images} images",
-                found="flat pixel_values, one placeholder per image, no image sizes and no tile counts",
-                expected="image_sizes / meta_data, a tile count per image (num_patches), one pixel stack per image, "
-                "or the processor's expanded input_ids",
-                fix=KEEP_SIZES_FIX,
-            )
-        counts = [int(tiles.shape[0])]
+    num_images = len(sizes) if sizes is not None else placeholders_in_prompt(images.input_ids, spec.image_token_id)
+    counts = views_per_image(
+        sources,
+        int(tiles.shape[0]),
+        num_images,
+        "image_sizes / meta_data, a tile count per image (num_patches), one pixel stack per image, or the "
+        "processor's expanded input_ids",
+        KEEP_SIZES_FIX,
+    )
     check_count(sizes, len(counts))
     geometries: list[ImageGeometry] = []
     notes: list[str] = []

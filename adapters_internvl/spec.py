@@ -17,7 +17,7 @@ from transformers.processing_utils import ProcessorMixin
 
 from vlm_adapters import SpecError
 from vlm_adapters.geometry import Box, ImageGeometry, Size, View
-from vlm_adapters.spec import PositiveInt, SpecBase
+from vlm_adapters.spec import PositiveInt, SpecBase, require_agreement, size_setting
 
 from .tiling import tile_grid
 
@@ -102,25 +102,6 @@ class InternVLTileSpec(SpecBase):
         return ImageGeometry(original_size=(h, w), views=tuple(views), extra_tokens=self.wrapper_tokens)
 
 
-def _pair(value: Any, what: str) -> tuple[int, int]:
-    if isinstance(value, int):
-        return value, value
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        return int(value[0]), int(value[1])
-    try:
-        return int(value["height"]), int(value["width"])
-    except (KeyError, TypeError, ValueError):
-        raise SpecError(f"{what} is not a size: {value!r}") from None
-
-
-def _agree(what: str, from_config: Any, from_processor: Any) -> None:
-    if from_config != from_processor:
-        raise SpecError(
-            f"{what} differs between config ({from_config}) and processor ({from_processor}); the stock model "
-            "would reject the processor's output. Fix: load config and processor from the same checkpoint."
-        )
-
-
 def _thumbnail(proc: Any, images_kwargs: dict[str, Any], tile: Size, lo: int, hi: int) -> bool:
     """Whether the processor adds a thumbnail: asked of its own tile count on an image that tiles."""
     for n in range(max(lo, 2), hi + 1):
@@ -143,14 +124,14 @@ def build_internvl_spec(config: PretrainedConfig, processor: ProcessorMixin) -> 
     ip = proc.image_processor
     vision = config.vision_config
     images_kwargs = proc._merge_kwargs()["images_kwargs"]  # the processor's call-time defaults
-    tile = _pair(images_kwargs.get("size", ip.size), "image_processor.size")
-    _agree("tile size", _pair(vision.image_size, "vision_config.image_size"), tile)
-    patch = _pair(vision.patch_size, "vision_config.patch_size")
+    tile = size_setting(images_kwargs.get("size", ip.size), "image_processor.size")
+    require_agreement("tile size", size_setting(vision.image_size, "vision_config.image_size"), tile)
+    patch = size_setting(vision.patch_size, "vision_config.patch_size")
     ratio = float(config.downsample_ratio)
     grid = (round(tile[0] // patch[0] * ratio), round(tile[1] // patch[1] * ratio))
-    _agree("image tokens per tile", int(config.image_seq_length), int(proc.image_seq_length))
-    _agree("image tokens per tile (from the pixel shuffle)", grid[0] * grid[1], int(proc.image_seq_length))
-    _agree("image_token_id", int(config.image_token_id), int(proc.image_token_id))
+    require_agreement("image tokens per tile", int(config.image_seq_length), int(proc.image_seq_length))
+    require_agreement("image tokens per tile (from the pixel shuffle)", grid[0] * grid[1], int(proc.image_seq_length))
+    require_agreement("image_token_id", int(config.image_token_id), int(proc.image_token_id))
     if config.vision_feature_select_strategy != "default":
         raise SpecError(
             f"vision_feature_select_strategy is {config.vision_feature_select_strategy!r}: the pixel shuffle needs "

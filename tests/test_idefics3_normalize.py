@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 from PIL import Image
+from tile_content import placeholder_ids, same_as_prepare
 
 from adapters_idefics3 import Idefics3AdapterBase
 from adapters_idefics3.resolve import SplitRecoveredWarning
@@ -38,18 +39,6 @@ def two(adapter: Idefics3AdapterBase) -> tuple[list[Image.Image], VisionBatch]:
     return images, adapter.prepare([images], [adapter.format_prompt("the red cat", num_images=2)])
 
 
-def placeholder_ids(adapter: Idefics3AdapterBase, num_images: int) -> torch.Tensor:
-    prompt = adapter.format_prompt("the red cat", num_images=num_images)
-    return torch.as_tensor(adapter.processor.tokenizer(prompt)["input_ids"])
-
-
-def same_as_prepare(got: VisionBatch, want: VisionBatch) -> None:
-    assert_inputs_equal(got.inputs, {k: v for k, v in want.inputs.items() if k != "attention_mask"})
-    assert got.geometries == want.geometries
-    for a, b in zip(got.image_token_positions[0], want.image_token_positions[0], strict=True):
-        assert torch.equal(a, b)
-
-
 def test_processor_format_with_sizes_or_meta_data(adapter: Idefics3AdapterBase, two) -> None:
     _, batch = two
     sample = sample_from_batch(batch)
@@ -57,6 +46,10 @@ def test_processor_format_with_sizes_or_meta_data(adapter: Idefics3AdapterBase, 
     flmm = {k: v for k, v in sample.items() if k != "image_sizes"}
     flmm["meta_data"] = [{"original_shape": {"height": h, "width": w}} for h, w in SIZES]
     same_as_prepare(adapter.normalize(flmm), batch)
+    per_view = [g.to_meta_data() for g in batch.geometries[0]]  # one record per view
+    same_as_prepare(adapter.normalize({**flmm, "meta_data": per_view}), batch)
+    with pytest.raises(ImageSizeError, match="records 12 views, the image has 13"):
+        adapter.normalize({**flmm, "meta_data": [per_view[0][1:], per_view[1]]})
 
 
 def test_placeholders_are_expanded_with_markers_and_newlines(adapter: Idefics3AdapterBase, two) -> None:

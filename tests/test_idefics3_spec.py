@@ -84,15 +84,20 @@ def test_spec_fields_come_from_config_and_processor(adapter: Idefics3AdapterBase
 
 
 def test_spec_follows_the_checkpoint_not_literals() -> None:
-    """A 384 px sub-image of patch 14 shuffled by 3 (SmolVLM-2.2B's geometry), longest edge 3 x 384."""
+    """SmolVLM-Instruct 2.2B's geometry: 384 px sub-images of patch 14 (27 patches, 378 px seen: the
+    convolution drops the last 6 px), shuffled by 3, longest edge 3 x 384."""
     cls = get_adapter("smolvlm")
     cfg = cls.tiny_config()
-    cfg.vision_config.image_size, cfg.vision_config.patch_size, cfg.scale_factor = 378, 14, 3
-    spec = cls(cfg, cls.tiny_processor(cfg, size={"longest_edge": 3 * 378})).spec
-    assert spec.tile_size == 378 and spec.tile_token_grid == (9, 9) and spec.longest_edge == 1134
+    cfg.vision_config.image_size, cfg.vision_config.patch_size, cfg.scale_factor = 384, 14, 3
+    adapter = cls(cfg, cls.tiny_processor(cfg, size={"longest_edge": 3 * 384}))
+    spec = adapter.spec
+    assert spec.tile_size == 384 and spec.tile_token_grid == (9, 9) and spec.longest_edge == 1152
+    assert spec.seen_side == 378
     g = spec.geometry((100, 300))
     assert [v.name for v in g.views] == ["tile_0_0", "tile_0_1", "tile_0_2", "global"]
-    assert g.run_lengths == [81] * 4
+    assert g.run_lengths == [81] * 4 and g.views[0].input_size == (378, 378)
+    assert g.views[-1].box.bottom == pytest.approx(100 * 378 / 384)
+    check_against_processor(adapter, [(100, 300), (427, 640), (900, 200), (20, 20)])
 
 
 @pytest.mark.parametrize("change", ["image_seq_len", "tile_size", "image_token_id", "do_resize"])

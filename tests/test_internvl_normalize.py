@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 from PIL import Image
+from tile_content import placeholder_ids, same_as_prepare
 
 from adapters_internvl import InternVLAdapter
 from adapters_internvl.resolve import TileGridRecoveredWarning
@@ -21,7 +22,7 @@ from vlm_adapters import (
     VisionBatch,
     get_adapter,
 )
-from vlm_adapters.testing import assert_inputs_equal, sample_from_batch, smooth_image
+from vlm_adapters.testing import sample_from_batch, smooth_image
 
 SIZES = ((427, 640), (300, 1200))  # 2x3 tiles + thumbnail, 1x4 tiles + thumbnail
 
@@ -37,27 +38,19 @@ def two(adapter: InternVLAdapter) -> tuple[list[Image.Image], VisionBatch]:
     return images, adapter.prepare([images], [adapter.format_prompt("the red cat", num_images=2)])
 
 
-def placeholder_ids(adapter: InternVLAdapter, num_images: int) -> torch.Tensor:
-    prompt = adapter.format_prompt("the red cat", num_images=num_images)
-    return torch.as_tensor(adapter.processor.tokenizer(prompt)["input_ids"])
-
-
-def same_as_prepare(got: VisionBatch, want: VisionBatch) -> None:
-    assert_inputs_equal(got.inputs, {k: v for k, v in want.inputs.items() if k != "attention_mask"})
-    assert got.geometries == want.geometries
-    for a, b in zip(got.image_token_positions[0], want.image_token_positions[0], strict=True):
-        assert torch.equal(a, b)
-
-
 def test_flat_tiles_with_sizes_or_meta_data(adapter: InternVLAdapter, two) -> None:
     _, batch = two
     sample = sample_from_batch(batch)
     same_as_prepare(adapter.normalize(sample), batch)
-    metas = [g.to_meta_data() for g in batch.geometries[0]]
-    assert isinstance(metas[0], list)  # one entry per view
     flmm = {k: v for k, v in sample.items() if k != "image_sizes"}
     flmm["meta_data"] = [{"original_shape": {"height": h, "width": w}} for h, w in SIZES]
     same_as_prepare(adapter.normalize(flmm), batch)
+    # what to_meta_data writes for a tiled image: one record per view, read back view by view
+    per_view = [g.to_meta_data() for g in batch.geometries[0]]
+    same_as_prepare(adapter.normalize({**flmm, "meta_data": per_view}), batch)
+    per_view[0][1]["box"]["left"] += 50  # tile_0_1 said to show another part of the image
+    with pytest.raises(ImageSizeError, match="view 1 records another part of the image"):
+        adapter.normalize({**flmm, "meta_data": per_view})
 
 
 def test_placeholder_ids_are_expanded_with_the_wrappers(adapter: InternVLAdapter, two) -> None:
@@ -132,7 +125,7 @@ def test_a_flat_image_leaves_the_grid_open_and_is_refused(adapter: InternVLAdapt
 def test_several_images_flat_without_any_split_are_refused(adapter: InternVLAdapter, two) -> None:
     _, batch = two
     sample = {k: v for k, v in sample_from_batch(batch).items() if k != "image_sizes"}
-    with pytest.raises(MissingInputError, match="which of the 12 tiles belong"):
+    with pytest.raises(MissingInputError, match="which of the 12 views belong"):
         adapter.normalize({**sample, "input_ids": placeholder_ids(adapter, 2)})
 
 
@@ -157,7 +150,7 @@ def test_a_wrong_token_count_says_what_each_view_takes(adapter: InternVLAdapter,
 
 def test_tile_counts_that_contradict_the_sizes_are_refused(adapter: InternVLAdapter, two) -> None:
     _, batch = two
-    with pytest.raises(ImageSizeError, match="disagree on the tiles"):
+    with pytest.raises(ImageSizeError, match="disagree on the views"):
         adapter.normalize({**sample_from_batch(batch), "num_patches": [5, 7]})
 
 

@@ -280,8 +280,6 @@ def test_a_valid_form_gives_the_stock_inputs(case: Case, form: str) -> None:
     if "labels" in sample:
         assert batch.inputs["labels"].shape == batch.input_ids.shape
     if form == "ids with one placeholder per image":
-        # every token the placeholder became (image tokens, and any wrapper or marker tokens) carries its id
+        # the placeholder's id goes to the image tokens it became; wrapper and marker tokens are no object
         assert batch.mask_ids is not None
-        marked = batch.mask_ids[0] == 7
-        assert bool(marked[batch.input_ids[0] == case.adapter.spec.image_token_id].all())
-        assert int(marked.sum()) == batch.input_ids.shape[1] - len(sample["input_ids"]) + 1
+        assert torch.equal(batch.mask_ids[0] == 7, batch.input_ids[0] == case.adapter.spec.image_token_id)

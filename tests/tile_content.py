@@ -1,4 +1,5 @@
-"""Test-only check that processed tiles show the boxes a geometry says (no model, no adapter code).
+"""Test-only helpers for the tiled backbones: processed tiles checked against the boxes a geometry
+says (no model, no adapter code), and normalize's output compared with prepare's.
 
 A *coordinate image* stores each pixel's own position: red = (x + 0.5) / W, green =
 (y + 0.5) / H. Any resize or crop keeps that ramp linear (up to the clamp at the image border),
@@ -12,7 +13,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from vlm_adapters import BackboneAdapter, VisionBatch
 from vlm_adapters.geometry import ImageGeometry
+from vlm_adapters.testing import assert_inputs_equal
 
 
 def coordinate_image(height: int, width: int) -> Image.Image:
@@ -40,8 +43,9 @@ def assert_views_show_their_boxes(
     s = torch.tensor(std).view(3, 1, 1)
     for view, tile in zip(geometry.views, pixels.float(), strict=True):
         raw = tile * s + m  # back to [0, 1]
-        ih, iw = view.input_size
-        assert tuple(tile.shape[-2:]) == (ih, iw), (view.name, tuple(tile.shape))
+        ih, iw = view.input_size  # the part of the view the tokens span: its top-left corner
+        assert tile.shape[-2] >= ih and tile.shape[-1] >= iw, (view.name, tuple(tile.shape))
+        assert tile.shape[-2] - ih < ih / 8 and tile.shape[-1] - iw < iw / 8, (view.name, tuple(tile.shape))
         rows = torch.arange(0, ih, stride)
         cols = torch.arange(0, iw, stride)
         box = view.box
@@ -55,3 +59,17 @@ def assert_views_show_their_boxes(
         err_r = float((got_r - want_r).abs().max())
         assert err_g <= 2 / 255 + 0.6 / h, f"{view.name} of {(h, w)}: rows off by {err_g * h:.2f} px"
         assert err_r <= 2 / 255 + 0.6 / w, f"{view.name} of {(h, w)}: cols off by {err_r * w:.2f} px"
+
+
+def placeholder_ids(adapter: BackboneAdapter, num_images: int) -> torch.Tensor:
+    """The tokenized prompt with one image placeholder per image (not expanded)."""
+    prompt = adapter.format_prompt("the red cat", num_images=num_images)
+    return torch.as_tensor(adapter.processor.tokenizer(prompt)["input_ids"])
+
+
+def same_as_prepare(got: VisionBatch, want: VisionBatch) -> None:
+    """``normalize``'s batch has exactly ``prepare``'s inputs, geometries and image-token positions."""
+    assert_inputs_equal(got.inputs, {k: v for k, v in want.inputs.items() if k != "attention_mask"})
+    assert got.geometries == want.geometries
+    for a, b in zip(got.image_token_positions[0], want.image_token_positions[0], strict=True):
+        assert torch.equal(a, b)

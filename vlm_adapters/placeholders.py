@@ -82,22 +82,29 @@ def expand_placeholders(
     return (ids if repeats is None else ids.repeat_interleave(repeats)), out, repeats is not None
 
 
+TEXT_FILL = {"labels": -100, "mask_ids": -1}
+"""What a companion holds on the text a placeholder's replacement adds around its image tokens
+(wrappers, markers): no loss, no object; other companions (``attention_mask``) repeat the placeholder's value."""
+
+
 def splice_placeholders(
     ids: torch.Tensor,
     companions: Mapping[str, torch.Tensor],
     positions: Sequence[int],
     replacements: Sequence[torch.Tensor],
+    image_token_id: int,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Replace the token at each of ``positions`` (one placeholder per image, in order) by the ids of
     ``replacements`` (the processor's text for that image, tokenized), for prompt formats that write
-    more than image tokens per image (wrappers, markers). Companions of ``ids``'s length repeat the
-    placeholder's value over its replacement; companions of the final length are kept."""
-    lengths = torch.ones_like(ids, dtype=torch.long)
+    more than image tokens per image (wrappers, markers).
+
+    Companions of ``ids``'s length follow: the replacement's image tokens get the placeholder's
+    value (as :func:`expand_placeholders` gives them), its other tokens :data:`TEXT_FILL`.
+    Companions of the final length are kept."""
     pieces: list[torch.Tensor] = []
     start = 0
     for at, new in zip(positions, replacements, strict=True):
         pieces += [ids[start:at], new.to(ids.dtype)]
-        lengths[at] = new.numel()
         start = at + 1
     pieces.append(ids[start:])
     out_ids = torch.cat(pieces)
@@ -105,13 +112,21 @@ def splice_placeholders(
     for key, seq in companions.items():
         if seq.numel() == out_ids.numel():
             out[key] = seq
-        elif seq.numel() == ids.numel():
-            out[key] = seq.repeat_interleave(lengths)
-        else:
+            continue
+        if seq.numel() != ids.numel():
             raise TokenCountError(
                 f"{key} is not aligned with input_ids",
                 found=f"{seq.numel()} entries",
                 expected=f"one per token: {ids.numel()} (or {out_ids.numel()} expanded)",
                 fix=f"build {key} from the same tokenization as input_ids",
             )
+        parts: list[torch.Tensor] = []
+        start = 0
+        for at, new in zip(positions, replacements, strict=True):
+            filled = torch.full((new.numel(),), TEXT_FILL.get(key, int(seq[at])), dtype=seq.dtype)
+            filled[new.to(ids.device) == image_token_id] = seq[at]
+            parts += [seq[start:at], filled]
+            start = at + 1
+        parts.append(seq[start:])
+        out[key] = torch.cat(parts)
     return out_ids, out

@@ -126,6 +126,31 @@ def spec_json_schema() -> dict[str, Any]:
     return TypeAdapter(union).json_schema()
 
 
+# --- for plugins' spec builders ------------------------------------------------------------------
+def require_agreement(what: str, from_config: Any, from_processor: Any) -> None:
+    """A :class:`SpecError` when a checkpoint's config and processor declare different values of one
+    thing: the stock model would reject (or misread) the processor's output later, deep in the forward."""
+    if from_config != from_processor:
+        raise SpecError(
+            f"{what} differs between config ({from_config}) and processor ({from_processor}); "
+            "the stock model would reject the processor's output. Fix: load config and processor "
+            "from the same checkpoint, or set the processor's value to the config's."
+        )
+
+
+def size_setting(value: Any, what: str) -> tuple[int, int]:
+    """(height, width) from a config or processor size setting: an int, a pair, or a
+    ``{"height", "width"}`` dict / ``SizeDict``; anything else is a :class:`SpecError`."""
+    if isinstance(value, int):
+        return value, value
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return int(value[0]), int(value[1])
+    try:
+        return int(value["height"]), int(value["width"])
+    except (KeyError, TypeError, ValueError):
+        raise SpecError(f"{what} is not a size: {value!r}") from None
+
+
 if TYPE_CHECKING:
     from .dynamic_spec import DynamicSpec as DynamicSpec
     from .fixed_spec import FixedSpec as FixedSpec

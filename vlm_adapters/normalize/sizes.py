@@ -32,6 +32,7 @@ SIZE_FIX = "store image sizes as (height, width) per image, in the order of the 
 META_TOLERANCE = 1.0
 """Input pixels by which ``meta_data``'s ``image_shape`` and ``padding`` may differ from the geometry."""
 PADDING_KEYS = ("before_height", "after_height", "before_width", "after_width")
+BOX_KEYS = ("top", "left", "bottom", "right")
 
 
 def _pair(value: Any, where: str) -> tuple[float, float]:
@@ -101,31 +102,15 @@ class Meta:
     padded_shape: tuple[float, float] | None
     padding: tuple[float, float, float, float] | None
     """(before_height, after_height, before_width, after_width), in ``padded_shape`` pixels."""
-    views: tuple[Meta, ...] | None = None
-    """One entry per view, for an image of several views given as a list of view dicts."""
+    box: tuple[float, float, float, float] | None = None
+    """(top, left, bottom, right) of the original image a view shows, where the record has one."""
+    views: tuple[Meta, ...] = ()
+    """For an image of several views: one entry per view (as ``ImageGeometry.to_meta_data`` writes
+    them), ``original`` being the size they all record."""
 
 
 def _meta(meta: Any, i: int) -> Meta:
-    if isinstance(meta, (list, tuple)) and meta and all(isinstance(m, Mapping) for m in meta):
-        return _views_meta(meta, i)
-    return _view_meta(meta, f"meta_data[{i}]")
-
-
-def _views_meta(metas: Sequence[Mapping[str, Any]], i: int) -> Meta:
-    """One image's per-view entries: they must name one original size."""
-    views = tuple(_view_meta(m, f"meta_data[{i}][{j}]") for j, m in enumerate(metas))
-    originals = {v.original for v in views if v.original is not None}
-    if len(originals) > 1:
-        raise ImageSizeError(
-            f"the views of meta_data[{i}] name different original sizes",
-            found=sorted(originals),
-            expected="one original_shape for all views of an image",
-            fix="keep meta_data as the dataset built it (one list of view entries per image)",
-        )
-    return Meta(original=next(iter(originals), None), image_shape=None, padded_shape=None, padding=None, views=views)
-
-
-def _view_meta(meta: Any, where: str) -> Meta:
+    where = f"meta_data[{i}]"
     if not isinstance(meta, Mapping):
         raise ImageSizeError(
             f"{where} is not a dict",
@@ -154,22 +139,53 @@ def _view_meta(meta: Any, where: str) -> Meta:
     def pair(name: str) -> tuple[float, float] | None:
         return None if meta.get(name) is None else _pair(meta[name], f"{where}[{name!r}]")
 
+    box = None
+    if meta.get("box") is not None:
+        try:
+            values = tuple(float(meta["box"][k]) for k in BOX_KEYS)
+        except (KeyError, TypeError, ValueError):
+            raise ImageSizeError(
+                f"{where}['box'] is malformed",
+                found=repr(meta["box"])[:120],
+                expected=f"a dict with {list(BOX_KEYS)}",
+                fix="keep meta_data as ImageGeometry.to_meta_data() wrote it, or drop 'box'",
+            ) from None
+        box = (values[0], values[1], values[2], values[3])
     original = meta.get("original_shape")
     return Meta(
         original=None if original is None else size_pair(original, f"{where}['original_shape']"),
         image_shape=pair("image_shape"),
         padded_shape=pair("padded_shape"),
         padding=padding,
+        box=box,
     )
 
 
+def _image_meta(meta: Any, i: int) -> Meta:
+    """One image's entry: a dict, or a list of per-view dicts (an image of several views)."""
+    if not isinstance(meta, (list, tuple)) or not meta:
+        return _meta(meta, i)
+    views = tuple(_meta(m, i) for m in meta)
+    originals = {v.original for v in views}
+    if len(originals) > 1:
+        raise ImageSizeError(
+            f"meta_data[{i}]'s views record different original sizes",
+            found=sorted(map(str, originals)),
+            expected="one original_shape for all views of an image",
+            fix="keep the per-view meta_data as ImageGeometry.to_meta_data() wrote it, or image_sizes",
+        )
+    return Meta(original=views[0].original, image_shape=None, padded_shape=None, padding=None, views=views)
+
+
 def read_meta(sample: Mapping[str, Any]) -> list[Meta] | None:
-    """``meta_datas`` / ``meta_data`` as one parsed entry per image; ``None`` if absent."""
+    """``meta_datas`` / ``meta_data`` as one parsed entry per image; ``None`` if absent. An image's
+    entry is a dict, or for an image of several views the list of per-view dicts that
+    ``ImageGeometry.to_meta_data`` writes (a bare dict stands for a one-image sample)."""
     metas = sample.get("meta_datas", sample.get("meta_data"))
     if metas is None:
         return None
-    entries = list(metas) if isinstance(metas, (list, tuple)) else [metas]  # one dict for a one-image sample
-    return [_meta(m, i) for i, m in enumerate(entries)]
+    entries = list(metas) if isinstance(metas, (list, tuple)) else [metas]
+    return [_image_meta(m, i) for i, m in enumerate(entries)]
 
 
 def check_count(sizes: Sequence[Any] | None, num_images: int, where: str = "the sizes") -> None:
@@ -249,31 +265,31 @@ def check_meta(sample: Mapping[str, Any], geometries: Sequence[ImageGeometry]) -
     check_count(metas, len(geometries), "meta_data entries")
     for i, (meta, geometry) in enumerate(zip(metas, geometries, strict=True)):
         ours = geometry.to_meta_data()
-        if isinstance(ours, Mapping):
-            _check_view_meta(meta, ours, f"meta_data[{i}]", geometry)
-            continue
-        if meta.views is None:
-            continue  # one dict for an image of several views: its original_shape was compared as a size
-        if len(meta.views) != len(ours):
+        if not meta.views:
+            if isinstance(ours, Mapping):
+                _check_view_meta(meta, ours, f"image {i}", geometry)
+            continue  # one record for an image of several views: only its original_shape is compared
+        per_view = [ours] if isinstance(ours, Mapping) else ours
+        if len(meta.views) != len(per_view):
             raise ImageSizeError(
-                f"meta_data[{i}] does not have one entry per view",
-                found=f"{len(meta.views)} view entries",
-                expected=f"{len(ours)} for a {geometry.original_size} image on this checkpoint",
+                f"meta_data[{i}] records {len(meta.views)} views, the image has {len(per_view)}",
+                found=f"{len(meta.views)} per-view entries",
+                expected=f"{len(per_view)} ({[v.name for v in geometry.views]}) for a {geometry.original_size} image",
                 fix="re-process the raw image with this checkpoint's processor, or pass image_sizes instead",
             )
-        for j, (view_meta, view_ours) in enumerate(zip(meta.views, ours, strict=True)):
-            _check_view_meta(view_meta, view_ours, f"meta_data[{i}][{j}]", geometry)
+        for v, (view_meta, view_ours) in enumerate(zip(meta.views, per_view, strict=True)):
+            _check_view_meta(view_meta, view_ours, f"image {i}, view {v}", geometry)
 
 
 def _check_view_meta(meta: Meta, ours: Mapping[str, Any], where: str, geometry: ImageGeometry) -> None:
-    """One view's ``image_shape`` and ``padding``, scaled from its ``padded_shape``, match ours."""
+    """One record's image_shape, padding and box against the geometry's (to a pixel)."""
     ih, iw = _pair(ours["padded_shape"], "padded_shape")
     sh, sw = (1.0, 1.0) if meta.padded_shape is None else (ih / meta.padded_shape[0], iw / meta.padded_shape[1])
     checks: list[tuple[str, str, list[float], list[float], str]] = []
     if meta.image_shape is not None:
         checks.append(
             (
-                f"{where} contradicts itself: its image_shape is not the resized size of its image",
+                f"meta_data of {where} contradicts itself: its image_shape is not the resized size of its image",
                 "image_shape",
                 [meta.image_shape[0] * sh, meta.image_shape[1] * sw],
                 list(_pair(ours["image_shape"], "image_shape")),
@@ -284,12 +300,23 @@ def _check_view_meta(meta: Meta, ours: Mapping[str, Any], where: str, geometry: 
     if meta.padding is not None:
         checks.append(
             (
-                f"{where}: its padding is not this checkpoint's padding for its original size",
+                f"meta_data padding of {where} is not this checkpoint's padding for its original size",
                 "top/bottom/left/right padding",
                 [v * s for v, s in zip(meta.padding, (sh, sh, sw, sw), strict=True)],
                 [float(ours["padding"][k]) for k in PADDING_KEYS],
                 "re-process the raw image with this checkpoint's processor; the pixels were padded differently (or "
                 "the original_shape is wrong)",
+            )
+        )
+    if meta.box is not None and "box" in ours:
+        box = ours["box"]
+        checks.append(
+            (
+                f"meta_data of {where} records another part of the image than this checkpoint's view",
+                "box (top, left, bottom, right; original pixels)",
+                list(meta.box),
+                [float(box[k]) for k in BOX_KEYS],
+                "re-process the raw image with this checkpoint's processor (or check the original_shape)",
             )
         )
     for problem, what, found, expected, fix in checks:

@@ -19,7 +19,14 @@ from typing import TypeVar
 
 import torch
 
-from ..errors import AmbiguousGridError, ImageShapeError, ImageSizeError, TokenCountError, VisionInputError
+from ..errors import (
+    AmbiguousGridError,
+    ImageShapeError,
+    ImageSizeError,
+    MissingInputError,
+    TokenCountError,
+    VisionInputError,
+)
 from ..geometry import ImageGeometry, Size
 from .resolve import stack_images
 from .sample import PixelForm, PixelValue
@@ -79,6 +86,25 @@ def agreed_per_image(sources: Mapping[str, Sequence[T]], what: str, total: int |
             fix="pass every view of every image, in order (as the processor returned them)",
         )
     return first
+
+
+def views_per_image(
+    sources: Mapping[str, Sequence[int]], total: int, num_images: int, splitters: str, fix: str
+) -> list[int]:
+    """The views of each image: what every source gives (:func:`agreed_per_image`); with no source,
+    all ``total`` views are the only image's; several images and no source is a
+    :class:`MissingInputError` (``splitters`` names what would tell)."""
+    counts = agreed_per_image(sources, "views", total)
+    if counts is not None:
+        return counts
+    if num_images != 1:
+        raise MissingInputError(
+            f"nothing tells which of the {total} views belong to which of the {num_images} images",
+            found="processed views of several images, one placeholder per image, and nothing that splits them",
+            expected=splitters,
+            fix=fix,
+        )
+    return [total]
 
 
 def mosaic_error(tiles: torch.Tensor, whole: torch.Tensor, grid: Size) -> float:
