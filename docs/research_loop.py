@@ -1,18 +1,26 @@
-"""The same grounding research loop on a Qwen and a DeepSeek backbone: only the name changes.
+"""The same grounding research loop on any backbone: only the name changes.
 
-    python docs/research_loop.py            # runs both tiny offline models
+    python docs/research_loop.py            # several tiny offline models
 
 Per sample: build the prompt with the caption as the answer, mark each phrase's tokens in
 ``mask_ids``, run the frozen model once (attention captured at SDPA cost), pool the phrase
 maps into the mask-head input, train a toy mask head one step against the ground-truth mask
 brought onto the token grid, and map its prediction back onto the original pixels.
+
+An image is one or more views (one for most backbones; a base and a high-resolution view, tiles
+plus a thumbnail or a global view, or pan-and-scan crops for others), each with its own token
+grid, so the head runs on every view and the views' predictions are fused onto the original
+image by their boxes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from PIL import Image, ImageDraw
 
+from vlm_adapters import ImageGeometry
 from vlm_adapters.phrases import phrase_mask_ids
 from vlm_adapters.pipeline import FrozenLMM
 
@@ -38,38 +46,48 @@ def research_loop(backbone: str) -> dict[str, object]:
     lmm = FrozenLMM.from_tiny(backbone)
     tokenizer = lmm.adapter.processor.tokenizer
     head: torch.nn.Module | None = None
-    report: dict[str, object] = {"backbone": backbone, "samples": []}
+    samples: list[dict[str, object]] = []
     for image, caption, phrases, masks in toy_dataset():
         prompt = lmm.adapter.format_prompt("describe the image .", answer=caption)
         batch = lmm.prepare([image], [prompt])
         batch.mask_ids = phrase_mask_ids(tokenizer, batch.input_ids[0], phrases)[None]
         out = lmm(batch)[0]
 
-        maps = out.phrase_maps(reduce="mean")  # [K, layers*heads, rows, cols]
+        views = out.phrase_maps_per_view(reduce="mean")  # per view [K, layers*heads, rows, cols]
         if head is None:  # a 1x1-conv "mask head" over all layers and heads
-            head = torch.nn.Conv2d(maps.shape[1], 1, kernel_size=1)
+            head = torch.nn.Conv2d(views[0].shape[1], 1, kernel_size=1)
             optimiser = torch.optim.SGD(head.parameters(), lr=0.1)
-        geometry = out.geometries[0]
-        target = geometry.to_token_grid(masks)  # [K, rows, cols], padding cropped away
-        logits = head(maps / maps.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12))[:, 0]
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
+        samples.append(train_step(head, optimiser, views, out.geometries[0], masks))
+    return {"backbone": backbone, "samples": samples}
 
-        prediction = geometry.to_image(logits.sigmoid().detach())  # [K, H, W] on the original image
-        report["samples"].append(  # type: ignore[union-attr]
-            {
-                "image_size": geometry.original_size,
-                "token_grid": geometry.token_grid,
-                "head_input": tuple(maps.shape),
-                "prediction": tuple(prediction.shape),
-                "loss": float(loss.detach()),
-            }
-        )
-    return report
+
+def train_step(
+    head: torch.nn.Module,
+    optimiser: torch.optim.Optimizer,
+    views: Sequence[torch.Tensor],
+    geometry: ImageGeometry,
+    masks: torch.Tensor,
+) -> dict[str, object]:
+    """One step of the toy head on one sample's per-view phrase maps; the prediction fused back on
+    the original image."""
+    targets = geometry.to_view_grids(masks)  # per view [K, rows, cols], padding cropped away
+    logits = [head(maps / maps.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12))[:, 0] for maps in views]
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    loss = torch.stack([bce(x, t) for x, t in zip(logits, targets, strict=True)]).mean()
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    prediction = geometry.to_image([x.sigmoid().detach() for x in logits])  # [K, H, W], views fused
+    return {
+        "image_size": geometry.original_size,
+        "views": [v.name for v in geometry.views],
+        "token_grids": [v.token_grid for v in geometry.views],
+        "head_inputs": [tuple(maps.shape) for maps in views],
+        "prediction": tuple(prediction.shape),
+        "loss": float(loss.detach()),
+    }
 
 
 if __name__ == "__main__":
-    for name in ("qwen2_5_vl", "deepseek_vl"):
+    for name in ("qwen2_5_vl", "deepseek_vl", "llava", "llava_next", "llava_onevision"):
         print(research_loop(name))

@@ -1,4 +1,4 @@
-"""The documented research loop runs unchanged on both built-in families."""
+"""The documented research loop runs unchanged on every built-in family, single- and multi-view."""
 
 from __future__ import annotations
 
@@ -14,15 +14,18 @@ from vlm_adapters.pipeline import FrozenLMM
 LOOP = runpy.run_path(str(Path(__file__).resolve().parents[1] / "docs" / "research_loop.py"))
 
 
-@pytest.mark.parametrize("backbone", ["qwen2_5_vl", "deepseek_vl"])
+@pytest.mark.parametrize("backbone", ["qwen2_5_vl", "deepseek_vl", "llava_next"])
 def test_same_loop_any_backbone(backbone: str) -> None:
     report = LOOP["research_loop"](backbone)
     for sample in report["samples"]:
-        k, channels, rows, cols = sample["head_input"]
-        assert channels > 0
-        assert k == 2 and (rows, cols) == tuple(sample["token_grid"])
+        assert len(sample["head_inputs"]) == len(sample["token_grids"]) == len(sample["views"]) >= 1
+        for (k, channels, rows, cols), grid in zip(sample["head_inputs"], sample["token_grids"], strict=True):
+            assert channels > 0
+            assert k == 2 and (rows, cols) == tuple(grid)
         assert sample["prediction"] == (2, *sample["image_size"])
         assert torch.isfinite(torch.tensor(sample["loss"]))
+    if backbone == "llava_next":
+        assert all(sample["views"] == ["base", "high_res"] for sample in report["samples"])
 
 
 def test_phrase_mask_ids_mark_the_answer_tokens() -> None:

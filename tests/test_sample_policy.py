@@ -8,7 +8,6 @@ processed pixels), and each harmless variation of the form must give exactly the
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,18 +33,15 @@ from vlm_adapters import (
 from vlm_adapters.testing import assert_inputs_equal, sample_from_batch, smooth_image
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILT_IN = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "deepseek_vl", "deepseek_vl_hybrid")
+BUILT_IN = (
+    "qwen2_vl",
+    "qwen2_5_vl",
+    "qwen3_vl",
+    "deepseek_vl",
+    "deepseek_vl_hybrid",
+    "llava",
+)
 SIZE = (300, 500)  # (height, width): landscape, so padded inputs have bands at the top and bottom
-
-
-def _adapter_class(name: str) -> type[BackboneAdapter]:
-    if name != "llava":
-        return get_adapter(name)
-    # the example plugin, imported from its source folder (its installed form is tested elsewhere)
-    sys.path.insert(0, str(ROOT / "examples" / "vlm-adapters-llava"))
-    from vlm_adapters_llava.adapter import LlavaAdapter
-
-    return LlavaAdapter
 
 
 @dataclass
@@ -67,9 +63,9 @@ class Case:
         return {**{k: v for k, v in self.sample.items() if k not in keys}, **extra}
 
 
-@pytest.fixture(scope="module", params=[*BUILT_IN, "llava"])
+@pytest.fixture(scope="module", params=BUILT_IN)
 def case(request: pytest.FixtureRequest) -> Case:
-    adapter = _adapter_class(request.param).from_tiny()
+    adapter = get_adapter(request.param).from_tiny()
     image = smooth_image(*SIZE, seed=3)
     batch = adapter.prepare([image], [adapter.format_prompt("the red cat", answer="the red cat")])
     return Case(adapter, image, batch, sample_from_batch(batch))

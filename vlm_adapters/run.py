@@ -108,7 +108,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         record = write_overlays(lmm, out, image, folder, args.heads, args.words)
         record["image"] = str(path)
         summary["images"].append(record)
-        tensors[f"image{index}.attention"] = out.attention[0].contiguous()
+        for name, maps in view_maps(out).items():
+            tensors[f"image{index}.{name}"] = maps.contiguous()
         if out.hidden_states is not None:
             tensors[f"image{index}.hidden_states"] = out.hidden_states.float().contiguous()
         tensors[f"image{index}.query_positions"] = out.query_positions.contiguous()
@@ -116,6 +117,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"wrote {len(args.image)} image(s) to {args.out}")
     return 0
+
+
+def view_maps(out: FrozenOutput) -> dict[str, torch.Tensor]:
+    """The image's captured maps by tensor name: ``attention`` for a single view, else
+    ``<view name>.attention`` per view (each ``[layers, heads, queries, rows, cols]``)."""
+    views = out.view_attention[0]
+    if len(views) == 1:
+        return {"attention": views[0]}
+    return {f"{v.name}.attention": maps for v, maps in zip(out.geometries[0].views, views, strict=True)}
 
 
 def write_overlays(
@@ -126,32 +136,36 @@ def write_overlays(
     heads: Sequence[int] | None,
     words: Sequence[str] | None,
 ) -> dict[str, Any]:
-    """Overlays for one image; returns its entry of ``summary.json``."""
-    maps = out.attention[0]  # [L, H, Q, r, c]
+    """Overlays for one image (views fused onto the original pixels); returns its entry of ``summary.json``."""
+    views = out.view_attention[0]  # per view [L, H, Q, r, c]
     if heads is not None:
-        maps = maps[:, list(heads)]
-    per_query = maps.mean(dim=(0, 1))  # [Q, r, c]
+        views = [maps[:, list(heads)] for maps in views]
+    per_query = [maps.mean(dim=(0, 1)) for maps in views]  # per view [Q, r, c]
+
+    def on_image(queries: torch.Tensor | int | slice) -> torch.Tensor:
+        return out.to_image([maps[queries].reshape(-1, *maps.shape[1:]).mean(0) for maps in per_query])
+
     tokenizer = lmm.adapter.processor.tokenizer
     tokens = [tokenizer.decode([int(t)]).strip() for t in out.query_token_ids]
-    overlay(image, out.to_image(per_query.mean(0))).save(folder / "overlay_all.png")
+    overlay(image, on_image(slice(None))).save(folder / "overlay_all.png")
     drawn = []
     if words:  # each word (or phrase) of the text: its tokens' maps averaged
         for i, word in enumerate(words):
             where = find_phrase(tokenizer, out.query_token_ids, word)
             name = f"overlay_{i:02d}_{_slug(word)}.png"
-            overlay(image, out.to_image(per_query[where].mean(0))).save(folder / name)
+            overlay(image, on_image(where)).save(folder / name)
             drawn.append({"query": where.tolist(), "token": word, "file": name})
     else:  # one overlay per token of the text
         for q, token in enumerate(tokens):
             name = f"overlay_{q:02d}_{_slug(token)}.png"
-            overlay(image, out.to_image(per_query[q])).save(folder / name)
+            overlay(image, on_image(q)).save(folder / name)
             drawn.append({"query": [q], "token": token, "file": name})
     g = out.geometries[0]
     return {
         "folder": folder.name,
         "geometry": g.summary(),
         "shapes": {
-            "attention": list(out.attention[0].shape),
+            **{name: list(maps.shape) for name, maps in view_maps(out).items()},
             "hidden_states": list(out.hidden_states.shape) if out.hidden_states is not None else None,
         },
         "layers": out.layers,
