@@ -1,16 +1,53 @@
-"""Entry point of the built-in deepseek plugin: registers its adapters like any third-party plugin."""
+"""Entry point of the built-in deepseek plugin: registers its adapters like any third-party plugin.
+
+Adapters are registered by import path (``AdapterRef``), so ``vlm-adapters list`` reads this
+module only; ``adapters_deepseek.adapter`` (and torch) load when an adapter is first used.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from vlm_adapters import BackboneAdapter, hookimpl
+from vlm_adapters import AdapterRef, CheckpointError, hookimpl
 
-from .adapter import DeepseekVLAdapter, DeepseekVLHybridAdapter
+ADAPTERS = (
+    AdapterRef(
+        "deepseek_vl",
+        "adapters_deepseek.adapter:DeepseekVLAdapter",
+        ("deepseek_vl",),
+        "fixed",
+        "DeepSeek-VL 1.3B (SigLIP): pad to square, 384x384, 24x24 = 576 image tokens",
+    ),
+    AdapterRef(
+        "deepseek_vl_hybrid",
+        "adapters_deepseek.adapter:DeepseekVLHybridAdapter",
+        ("deepseek_vl_hybrid",),
+        "fixed",
+        "DeepSeek-VL 7B hybrid (SigLIP 384 + SAM 1024): padded at 1024, 24x24 = 576 image tokens",
+    ),
+)
+"""DeepSeek-VL 1.3B and the 7B hybrid, in the transformers format (``deepseek_vl*`` model types)."""
 
 
 @hookimpl
-def register_adapters(register: Callable[[type[BackboneAdapter]], None]) -> None:
+def register_adapters(register: Callable[[AdapterRef], None]) -> None:
     """Register this family's adapters."""
-    register(DeepseekVLAdapter)
-    register(DeepseekVLHybridAdapter)
+    for ref in ADAPTERS:
+        register(ref)
+
+
+TRANSFORMERS_CHECKPOINTS = ("deepseek-community/deepseek-vl-1.3b-chat", "deepseek-community/deepseek-vl-7b-chat")
+"""Public DeepSeek-VL checkpoints in the transformers format (the ones transformers documents)."""
+
+
+@hookimpl
+def check_checkpoint(config: dict[str, Any]) -> None:
+    """Refuse the original remote-code DeepSeek-VL format (``multi_modality``) by name."""
+    if config.get("model_type") == "multi_modality":
+        raise CheckpointError(
+            "checkpoint in the original DeepSeek-VL remote-code format, which transformers does not load",
+            found="model_type 'multi_modality' (the deepseek-ai/deepseek-vl-* repositories)",
+            expected="a transformers-format checkpoint (model_type 'deepseek_vl' or 'deepseek_vl_hybrid')",
+            fix=f"use {' or '.join(TRANSFORMERS_CHECKPOINTS)} (same weights, transformers format)",
+        )

@@ -22,7 +22,7 @@ from transformers import (
 )
 from transformers.processing_utils import ProcessorMixin
 
-from vlm_adapters.tiny import BASIC_WORDS, build_tokenizer
+from vlm_adapters.tiny import build_tokenizer
 
 IMAGE_TOKEN = "<image_placeholder>"
 """The placeholder the released DeepSeek-VL tokenizers use (one per image in a prompt)."""
@@ -44,7 +44,7 @@ CHAT_TEMPLATE = (
 
 
 def tiny_tokenizer() -> PreTrainedTokenizerFast:
-    """Word-level tokenizer with DeepSeek-VL's special tokens; ``image_token`` is a named attribute,
+    """Byte-level BPE tokenizer with DeepSeek-VL's special tokens; ``image_token`` is a named attribute,
     which is where the stock processor looks for it."""
     return build_tokenizer(
         [IMAGE_TOKEN],
@@ -52,7 +52,7 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
         eos_token=EOS,
         pad_token=PAD,
         chat_template=CHAT_TEMPLATE,
-        words=(*BASIC_WORDS, "User", "Assistant"),
+        words=("User", "Assistant"),
         extra_attributes={"image_token": IMAGE_TOKEN},
     )
 

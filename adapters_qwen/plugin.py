@@ -1,16 +1,43 @@
-"""Entry point of the built-in qwen plugin: registers its adapters like any third-party plugin."""
+"""Entry point of the built-in qwen plugin: registers its adapters like any third-party plugin.
+
+Adapters are registered by import path (``AdapterRef``), so ``vlm-adapters list`` reads this
+module only; ``adapters_qwen.adapter`` (and torch) load when an adapter is first used.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from vlm_adapters import BackboneAdapter, hookimpl
+from vlm_adapters import AdapterRef, hookimpl
+
+ADAPTERS = (
+    AdapterRef(
+        "qwen2_vl",
+        "adapters_qwen.adapter:Qwen2VLAdapter",
+        ("qwen2_vl",),
+        "dynamic",
+        "Qwen2-VL: dynamic grid (patch 14, 2x2 merge), mrope; stock Qwen2VLProcessor",
+    ),
+    AdapterRef(
+        "qwen2_5_vl",
+        "adapters_qwen.adapter:Qwen2_5_VLAdapter",
+        ("qwen2_5_vl",),
+        "dynamic",
+        "Qwen2.5-VL: dynamic grid (patch 14, 2x2 merge), windowed vision tower, mrope",
+    ),
+    AdapterRef(
+        "qwen3_vl",
+        "adapters_qwen.adapter:Qwen3VLAdapter",
+        ("qwen3_vl",),
+        "dynamic",
+        "Qwen3-VL: dynamic grid (patch 16, 2x2 merge), deepstack, interleaved mrope",
+    ),
+)
+"""Qwen2-VL, Qwen2.5-VL and Qwen3-VL."""
 
 
 @hookimpl
-def register_adapters(register: Callable[[type[BackboneAdapter]], None]) -> None:
+def register_adapters(register: Callable[[AdapterRef], None]) -> None:
     """Register this family's adapters: Qwen2-VL, Qwen2.5-VL and Qwen3-VL."""
-    from .adapter import Qwen2_5_VLAdapter, Qwen2VLAdapter, Qwen3VLAdapter
-
-    for cls in (Qwen2VLAdapter, Qwen2_5_VLAdapter, Qwen3VLAdapter):
-        register(cls)
+    for ref in ADAPTERS:
+        register(ref)

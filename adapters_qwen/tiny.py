@@ -54,14 +54,16 @@ CHAT_TEMPLATE = (
 """The public Qwen2-VL chat template: one ``<|vision_start|><|image_pad|><|vision_end|>`` per image."""
 
 # Preprocessor settings of the public checkpoints (preprocessor_config.json), mirrored so the tiny
-# processors resize exactly like the real ones.
-QWEN2_PIXELS = {"shortest_edge": 56 * 56, "longest_edge": 28 * 28 * 1280}
+# processors resize exactly like the real ones. Qwen2-VL and Qwen2.5-VL ship min_pixels 3136 and
+# max_pixels 12845056 (4 to 16384 image tokens of 28x28 pixels); transformers' class default,
+# 28 * 28 * 1280, is the reduced budget the model cards suggest passing to from_pretrained.
+QWEN2_PIXELS = {"shortest_edge": 56 * 56, "longest_edge": 28 * 28 * 16384}
 QWEN3_PIXELS = {"shortest_edge": 65536, "longest_edge": 16777216}
 QWEN3_MEAN_STD = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
 
 
 def tiny_tokenizer() -> PreTrainedTokenizerFast:
-    """Word-level tokenizer with the Qwen special tokens, named so stock processors find them."""
+    """Byte-level BPE tokenizer with the Qwen special tokens, named so stock processors find them."""
     return build_tokenizer(
         SPECIAL_TOKENS,
         eos_token="<|im_end|>",

@@ -166,6 +166,10 @@ class PeakMemory:
         self._stop.set()
         self._thread.join()
 
+    def reset(self) -> None:
+        """Start a new peak from the current heap (for peaks over successive windows)."""
+        self.peak = self._read()
+
     @property
     def extra(self) -> int:
         return self.peak - self.base
@@ -187,7 +191,10 @@ def build(backbone: str, mode: str, dtype: Any, device: str) -> tuple[Any, Any]:
             sub.layer_types = [sub.layer_types[0]] * sub.num_hidden_layers
     if hasattr(config, "vocab_size") and "vocab_size" in SHAPES[backbone]["text_config"]:
         config.vocab_size = SHAPES[backbone]["text_config"]["vocab_size"]
-    adapter = adapter_cls(config, adapter_cls.tiny_processor(config))
+    # Qwen: the 1280-token budget the model cards suggest (max_pixels 28*28*1280), as in docs/performance.md;
+    # the released preprocessor config allows 16384 tokens, which the tiny processor mirrors by default.
+    budget = {"max_pixels": 28 * 28 * 1280} if config.model_type.startswith("qwen") else {}
+    adapter = adapter_cls(config, adapter_cls.tiny_processor(config, **budget))
     kwargs = {"attn_implementation": "eager"} if mode == "eager" else {}
     torch.manual_seed(0)
     with torch.device(device):  # initialise on the target device (a 7B init on the CPU takes minutes)

@@ -1,6 +1,6 @@
 """The same grounding research loop on any backbone: only the name changes.
 
-    python docs/research_loop.py            # several tiny offline models
+    python docs/research_loop.py            # several tiny offline models, live and from shards
 
 Per sample: build the prompt with the caption as the answer, mark each phrase's tokens in
 ``mask_ids``, run the frozen model once (attention captured at SDPA cost), pool the phrase
@@ -11,16 +11,24 @@ An image is one or more views (one for most backbones; a base and a high-resolut
 plus a thumbnail or a global view, or pan-and-scan crops for others), each with its own token
 grid, so the head runs on every view and the views' predictions are fused onto the original
 image by their boxes.
+
+``research_loop_from_shards`` is the same loop in two steps, as it runs at dataset scale:
+extract the phrase maps of the whole dataset once (``vlm-adapters extract``, on as many GPUs
+as there are), then train the head from the shards as often as it changes, without the VLM.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from PIL import Image, ImageDraw
 
 from vlm_adapters import ImageGeometry
+from vlm_adapters.extract import extract
+from vlm_adapters.features import ExtractedFeatures
 from vlm_adapters.phrases import phrase_mask_ids
 from vlm_adapters.pipeline import FrozenLMM
 
@@ -88,6 +96,33 @@ def train_step(
     }
 
 
+def research_loop_from_shards(backbone: str, folder: Path) -> dict[str, object]:
+    """The same head, trained from extracted shards: the VLM runs once per dataset, not once per epoch."""
+    rows, masks = [], {}
+    for i, (image, caption, phrases, mask) in enumerate(toy_dataset()):
+        image.save(folder / f"toy{i}.png")
+        rows.append({"id": f"toy{i}", "image": str(folder / f"toy{i}.png"), "text": caption, "phrases": phrases})
+        masks[f"toy{i}"] = mask
+    # Step 1, once: the same as `vlm-adapters extract --manifest rows.jsonl --out features` (or under torchrun).
+    extract(rows, folder / "features", FrozenLMM.from_tiny(backbone), progress=False)
+
+    # Step 2, every epoch: read the shards (lazily, only the maps) and train the head.
+    features = ExtractedFeatures(folder / "features", keys=("maps",))
+    loader = torch.utils.data.DataLoader(features, batch_size=None, shuffle=True)
+    head: torch.nn.Module | None = None
+    samples: list[dict[str, object]] = []
+    for sample in loader:
+        views = [v.float() for v in sample["maps"][0]]  # image 0: per view [K, layers*heads, rows, cols]
+        if head is None:
+            head = torch.nn.Conv2d(views[0].shape[1], 1, kernel_size=1)
+            optimiser = torch.optim.SGD(head.parameters(), lr=0.1)
+        step = train_step(head, optimiser, views, sample["geometries"][0], masks[sample["id"]])
+        samples.append({"id": sample["id"], **step})
+    return {"backbone": backbone, "samples": samples}
+
+
 if __name__ == "__main__":
-    for name in ("qwen2_5_vl", "deepseek_vl", "llava", "llava_next", "llava_onevision"):
+    for name in ("qwen2_5_vl", "deepseek_vl", "llava_next", "internvl", "gemma3", "smolvlm"):
         print(research_loop(name))
+        with tempfile.TemporaryDirectory() as tmp:
+            print(research_loop_from_shards(name, Path(tmp)))

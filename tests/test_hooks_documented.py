@@ -14,7 +14,7 @@ HOOKS = sorted(name for name in vars(hookspecs) if hasattr(getattr(hookspecs, na
 
 
 def test_hooks_are_found() -> None:
-    assert HOOKS == ["register_adapters", "register_spec_kinds", "resolve_adapter"]
+    assert HOOKS == ["check_checkpoint", "register_adapters", "register_spec_kinds", "resolve_adapter"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)

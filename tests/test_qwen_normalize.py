@@ -287,7 +287,7 @@ def test_unexpanded_ids_are_expanded_like_the_processor(family: QwenAdapter) -> 
     text, ids = _unexpanded(adapter, 2)
     stock = adapter.processor(images=images, text=[text], return_tensors="pt")
     tok = adapter.processor.tokenizer
-    cat, left = tok.convert_tokens_to_ids("cat"), tok.convert_tokens_to_ids("left")
+    (cat,), (left,) = (tok(" " + word, add_special_tokens=False)["input_ids"] for word in ("cat", "left"))
     mask_ids = torch.where(ids == cat, 0, torch.where(ids == left, 1, -1))
     labels = torch.where(ids == left, ids, -100)
     sample = {

@@ -13,7 +13,7 @@ import pytest
 from transformers import PretrainedConfig
 
 import vlm_adapters
-from vlm_adapters import AdapterNotFoundError, BackboneAdapter, PluginLoadError, hookimpl
+from vlm_adapters import AdapterNotFoundError, AdapterRef, BackboneAdapter, CheckpointError, PluginLoadError, hookimpl
 from vlm_adapters.registry import Registry, reset_registry
 
 BUILT_IN = {"qwen": "adapters_qwen.plugin", "deepseek": "adapters_deepseek.plugin"}
@@ -216,3 +216,56 @@ def test_allow_list_names_that_match_nothing_are_reported(monkeypatch: pytest.Mo
     plugins = {p.name: p for p in Registry().plugins()}
     assert plugins["qwen"].status == "loaded"
     assert plugins["qwen2_5_vl"].status == "failed" and "no such entry point" in (plugins["qwen2_5_vl"].error or "")
+
+
+def test_adapter_refs_import_their_class_on_first_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ref is listed without importing its module; the class loads on first use and must agree with the ref."""
+    (tmp_path / "lazy_toy_adapter.py").write_text(
+        "from adapters_deepseek.adapter import DeepseekVLAdapter\n\n"
+        "class ToyAdapter(DeepseekVLAdapter):\n"
+        "    name = 'lazy_toy'\n"
+        "    model_types = ('lazy_toy_vl',)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = Registry(load_entry_points=False)
+    good = AdapterRef("lazy_toy", "lazy_toy_adapter:ToyAdapter", ("lazy_toy_vl",), "fixed", "a toy")
+    wrong = AdapterRef("lazy_toy_wrong", "lazy_toy_adapter:ToyAdapter", ("lazy_toy_vl",), "fixed")
+
+    @hookimpl
+    def register_adapters(register: Callable[[AdapterRef], None]) -> None:
+        register(good)
+        register(wrong)
+
+    info = registry.register_plugin(plugin_module("lazy", register_adapters=register_adapters), name="lazy")
+    assert info.status == "loaded" and info.adapters == ("lazy_toy", "lazy_toy_wrong")
+    rows = {a.name: a for a in registry.adapters()}
+    assert rows["lazy_toy"].spec_kind == "fixed" and rows["lazy_toy"].description == "a toy"
+    assert "lazy_toy_adapter" not in sys.modules
+    cls = registry.for_config(PretrainedConfig(model_type="lazy_toy_vl"))
+    assert cls.__name__ == "ToyAdapter" and registry.get("lazy_toy") is cls
+    with pytest.raises(PluginLoadError, match=r"'name': 'lazy_toy'.*AdapterRef says.*'name': 'lazy_toy_wrong'"):
+        registry.get("lazy_toy_wrong")
+
+
+def test_built_in_refs_agree_with_their_classes() -> None:
+    from adapters_deepseek.plugin import ADAPTERS as DEEPSEEK
+    from adapters_qwen.plugin import ADAPTERS as QWEN
+
+    registry = Registry()
+    for ref in (*QWEN, *DEEPSEEK):
+        cls = registry.get(ref.name)  # loading checks name, model_types and spec_kind
+        assert cls.description == ref.description
+
+
+def test_hook_check_checkpoint() -> None:
+    registry = Registry(load_entry_points=False)
+
+    @hookimpl
+    def check_checkpoint(config: dict[str, Any]) -> None:
+        if config.get("model_type") == "remote_vl":
+            raise CheckpointError("remote code", found="remote_vl", expected="toy_vl", fix="use the converted one")
+
+    registry.register_plugin(plugin_module("guard", check_checkpoint=check_checkpoint), name="guard")
+    registry.check_checkpoint({"model_type": "toy_vl"})
+    with pytest.raises(CheckpointError, match="use the converted one"):
+        registry.check_checkpoint({"model_type": "remote_vl"})

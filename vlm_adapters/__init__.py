@@ -15,9 +15,15 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     "BackboneAdapter": ".adapter",
+    "AdapterRef": ".adapter_ref",
     "VisionBatch": ".batch",
     "AdapterNotFoundError": ".errors",
     "AmbiguousGridError": ".errors",
+    "CheckpointError": ".errors",
+    "ExplainedError": ".errors",
+    "ImageFileError": ".errors",
+    "OptionError": ".errors",
+    "OutputFolderError": ".errors",
     "GridError": ".errors",
     "ImageShapeError": ".errors",
     "ImageSizeError": ".errors",
@@ -46,18 +52,24 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "AdapterNotFoundError",
+    "AdapterRef",
     "AmbiguousGridError",
     "BackboneAdapter",
+    "CheckpointError",
     "DynamicSpec",
+    "ExplainedError",
     "FixedSpec",
     "FrozenLMM",
     "FrozenOutput",
     "GridError",
+    "ImageFileError",
     "ImageGeometry",
     "ImageShapeError",
     "ImageSizeError",
     "MissingInputError",
     "NoTinyFactoryError",
+    "OptionError",
+    "OutputFolderError",
     "Padding",
     "PatchMatrixAsImageError",
     "PixelValueError",
@@ -87,15 +99,21 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from .adapter import BackboneAdapter
+    from .adapter_ref import AdapterRef
     from .batch import VisionBatch
     from .errors import (
         AdapterNotFoundError,
         AmbiguousGridError,
+        CheckpointError,
+        ExplainedError,
         GridError,
+        ImageFileError,
         ImageShapeError,
         ImageSizeError,
         MissingInputError,
         NoTinyFactoryError,
+        OptionError,
+        OutputFolderError,
         PatchMatrixAsImageError,
         PixelValueError,
         PluginLoadError,

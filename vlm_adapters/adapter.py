@@ -60,6 +60,10 @@ class BackboneAdapter(SampleHooks, ABC):
         {"input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids", "labels"}
     )
     """Keys of ``inputs`` that are ``[batch, seq]`` and get padded when samples are batched."""
+    image_stack_keys: ClassVar[frozenset[str]] = frozenset()
+    """Keys of ``inputs`` that are ``[batch, images, ...]`` stacks, one row per sample (processors
+    that stack each sample's images, e.g. Idefics3); batching pads their image axis with zeros, as
+    those processors do. Every other non-sequence key is concatenated along dim 0."""
 
     def __init__(self, config: PretrainedConfig, processor: ProcessorMixin) -> None:
         if config.model_type not in self.model_types:
@@ -206,6 +210,8 @@ class BackboneAdapter(SampleHooks, ABC):
             raw_image(img, form, f"images[{b}][{i}]") for b, imgs in enumerate(per_sample) for i, img in enumerate(imgs)
         ]
         sizes = [[image_size(img) for img in imgs] for imgs in per_sample]
+        for size in (s for per in sizes for s in per):
+            self.spec.geometry(size)  # ImageShapeError for a shape the stock processor refuses (or mangles)
         out = self.processor(images=flat or None, text=text_list, return_tensors="pt", padding=True)
         inputs = {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
         return self.finish_batch(inputs, sizes)
@@ -279,7 +285,11 @@ class BackboneAdapter(SampleHooks, ABC):
                 fix="pass [sample, ...]; normalize(sample) takes a single one",
             )
         return concat_batches(
-            [self.normalize(s) for s in samples], self.pad_token_id, self.padding_side, self.sequence_keys
+            [self.normalize(s) for s in samples],
+            self.pad_token_id,
+            self.padding_side,
+            self.sequence_keys,
+            self.image_stack_keys,
         )
 
     @property
@@ -402,11 +412,13 @@ def concat_batches(
     pad_token_id: int,
     padding_side: str = "right",
     sequence_keys: frozenset[str] = BackboneAdapter.sequence_keys,
+    image_stack_keys: frozenset[str] = BackboneAdapter.image_stack_keys,
 ) -> VisionBatch:
     """Pad per-sample batches to one length and concatenate them along the batch axis.
 
-    Sequence tensors (``[b, seq]``) are padded; everything else (pixels, grids) is
-    concatenated along dim 0, which is how every stock processor batches images.
+    Sequence tensors (``[b, seq]``) are padded; per-sample image stacks (``[b, images, ...]``,
+    ``image_stack_keys``) are zero-padded to the most images; everything else (pixels, grids) is
+    concatenated along dim 0, which is how most stock processors batch images.
     """
     if len(batches) == 1:
         return batches[0]
@@ -422,6 +434,9 @@ def concat_batches(
             if key in sequence_keys:
                 pad = (left, n - left)
                 value = torch.nn.functional.pad(value, pad, value=pad_values.get(key, 0))
+            elif key in image_stack_keys:
+                most = max(b.inputs[key].shape[1] for b in batches if key in b.inputs)
+                value = torch.cat([value, value.new_zeros(value.shape[0], most - value.shape[1], *value.shape[2:])], 1)
             out.setdefault(key, []).append(value)
         positions.extend([[p + left for p in sample] for sample in batch.image_token_positions])
         ids = batch.mask_ids if batch.mask_ids is not None else torch.full_like(batch.input_ids, -1)

@@ -1,4 +1,9 @@
-"""``vlm-adapters``: list adapters, inspect a spec and its geometry, run the grounding job."""
+"""vlm-adapters: list adapters, inspect a backbone's vision input, run the word-to-image attention job.
+
+Startup stays light: this module imports neither torch nor transformers (``--help``,
+``--version`` and ``list`` never load them); ``inspect`` and ``run`` import what they need when
+they execute. Bad input is one line on stderr and exit status 2; ``--debug`` shows tracebacks.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,30 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
+from . import __version__
 from .errors import VlmAdaptersError
-from .registry import get_adapter, list_adapters
 from .run import add_run_parser
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except empty ones (None, False) that would only say "None"."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors, like every other bad input of the CLI."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -23,6 +47,8 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from .registry import list_adapters
+
     rows = [a.as_dict() for a in list_adapters()]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -39,20 +65,25 @@ def cmd_list(args: argparse.Namespace) -> int:
         )
         for r in rows
     ]
-    widths = [max(len(str(row[i])) for row in table[:]) for i in range(len(header) - 1)]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header) - 1)]
     for row in table:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + str(row[-1]))
     return 0
 
 
-def inspect_data(name: str, model: str | None, image_size: tuple[int, int] | None) -> dict[str, Any]:
-    """What ``inspect`` prints: the spec, and the geometry of one image size."""
-    cls = get_adapter(name)
-    adapter = cls.from_pretrained(model) if model else cls.from_tiny()
-    data: dict[str, Any] = {"adapter": name, "model": model or "tiny", "spec": adapter.spec.model_dump(mode="json")}
+def inspect_data(name: str | None, model: str | None, image_size: tuple[int, int] | None) -> dict[str, Any]:
+    """What ``inspect`` prints: the model's layer and head counts, the spec, one image size's geometry."""
+    from .checkpoints import bind_adapter, model_summary
+
+    adapter = bind_adapter(name, model)
+    data: dict[str, Any] = {
+        "adapter": adapter.name,
+        "model": model or "tiny (random weights)",
+        "config": model_summary(adapter.config),
+        "spec": adapter.spec.model_dump(mode="json"),
+    }
     if image_size is not None:
-        g = adapter.spec.geometry(image_size)
-        data["geometry"] = g.summary()
+        data["geometry"] = adapter.spec.geometry(image_size).summary()
     return data
 
 
@@ -62,6 +93,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
         return 0
     print(f"adapter: {data['adapter']}  (model: {data['model']})")
+    print("config:")
+    for key, value in data["config"].items():
+        print(f"  {key}: {value}")
+    print("spec:")
     for key, value in data["spec"].items():
         print(f"  {key}: {value}")
     if "geometry" in data:
@@ -71,32 +106,59 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vlm-adapters", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def build_parser() -> Parser:
+    parser = Parser(prog="vlm-adapters", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+    options: dict[str, Any] = {"formatter_class": HelpFormatter, "parents": [common]}
 
-    p = sub.add_parser("list", help="registered adapters and plugin status")
+    p = sub.add_parser("list", help="registered adapters and plugin status", **options)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("inspect", help="an adapter's spec, and the geometry of one image size")
-    p.add_argument("name", help="adapter name, see `vlm-adapters list`")
-    p.add_argument("--model", help="checkpoint folder or hub id (default: the tiny offline config)")
+    p = sub.add_parser(
+        "inspect", help="a backbone's layer and head counts, vision-input spec, and one image's geometry", **options
+    )
+    p.add_argument("name", nargs="?", help="adapter name, see: vlm-adapters list (optional with --model)")
+    p.add_argument("--model", help="checkpoint folder or hub id (without it: the tiny offline default)")
     p.add_argument("--image-size", type=parse_size, metavar="HxW", help="e.g. 427x640 (height x width)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_inspect)
 
-    add_run_parser(sub)
+    add_run_parser(sub, **options)
+    from .extract.command import add_extract_parser  # light: imports torch only when the command runs
+
+    add_extract_parser(sub, **options)
     return parser
+
+
+def one_line(exc: BaseException) -> str:
+    """``ErrorType: message`` on a single line."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
     try:
         return int(args.func(args))
     except VlmAdaptersError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        if debug:
+            raise
+        print(f"vlm-adapters: error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("vlm-adapters: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"vlm-adapters: unexpected {one_line(exc)} (rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ class VlmAdaptersError(Exception):
     """Root of every error raised by vlm-adapters."""
 
 
-class VisionInputError(VlmAdaptersError, ValueError):
-    """Input that a backbone cannot take as it is, and that cannot be repaired exactly.
+class ExplainedError(VlmAdaptersError):
+    """An error whose message names what was found, what was expected and the fix.
 
     ``found``, ``expected`` and ``fix`` are kept as attributes so callers and tests can
     inspect them without parsing the message.
@@ -27,6 +27,10 @@ class VisionInputError(VlmAdaptersError, ValueError):
         self.expected = expected
         self.fix = fix
         super().__init__(f"{problem}: found {found}; expected {expected}. Fix: {fix}")
+
+
+class VisionInputError(ExplainedError, ValueError):
+    """Input that a backbone cannot take as it is, and that cannot be repaired exactly."""
 
 
 class ImageShapeError(VisionInputError):
@@ -70,6 +74,23 @@ class MissingInputError(VisionInputError):
 class TokenIdError(VisionInputError):
     """``input_ids``, ``labels``, ``mask_ids`` or ``attention_mask`` hold values that are not ids of
     this checkpoint: not integers, outside the vocabulary, a mask that is not 0/1."""
+
+
+class ImageFileError(VisionInputError):
+    """An image path that does not exist or does not decode as an image."""
+
+
+class OptionError(ExplainedError, ValueError):
+    """A command-line or API option that does not fit the model, the text or the machine
+    (layers, heads, words, device, dtype, colour map)."""
+
+
+class OutputFolderError(ExplainedError):
+    """An output folder that a run must not write into as it is (not empty, another run's)."""
+
+
+class CheckpointError(VisionInputError):
+    """A checkpoint folder or hub id that cannot be read, or in a format the stock classes cannot load."""
 
 
 class SpecError(VlmAdaptersError, ValueError):

@@ -60,9 +60,7 @@ class FixedSpec(SpecBase):
         h, w = self._check_size(image_size)
         ih, iw = self.image_size
         if self.resize_mode == "stretch":
-            return ImageGeometry.single(
-                (h, w), resized_size=(ih, iw), input_size=(ih, iw), token_grid=self.token_grid
-            )
+            return ImageGeometry.single((h, w), resized_size=(ih, iw), input_size=(ih, iw), token_grid=self.token_grid)
         if self.resize_mode == "pad_then_resize":
             rh, rw = h, w
         else:

@@ -14,6 +14,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from .adapter import BackboneAdapter
+    from .adapter_ref import AdapterRef
     from .spec import SpecBase
 
 PROJECT = "vlm_adapters"
@@ -36,8 +37,11 @@ def hookimpl(function: F | None = None, **kwargs: Any) -> F:
 
 
 @hookspec
-def register_adapters(register: Callable[[type[BackboneAdapter]], None]) -> None:
-    """Register adapter classes: call ``register(AdapterClass)`` once per class."""
+def register_adapters(register: Callable[[type[BackboneAdapter] | AdapterRef], None]) -> None:
+    """Register adapters: call ``register(AdapterClass)`` or ``register(AdapterRef(...))`` once per adapter.
+
+    A ref names the class by import path, so ``vlm-adapters list`` does not import it (nor torch).
+    """
 
 
 @hookspec(firstresult=True)
@@ -53,3 +57,13 @@ def resolve_adapter(config: Any) -> str | None:
 def register_spec_kinds(register: Callable[[type[SpecBase]], None]) -> None:
     """Register spec kinds: call ``register(SpecClass)`` once per :class:`~vlm_adapters.spec.SpecBase`
     subclass. Its ``kind`` field default is the name ``spec_from_json`` and the CLI know it by."""
+
+
+@hookspec
+def check_checkpoint(config: dict[str, Any]) -> None:
+    """Refuse a checkpoint this plugin knows the stock classes cannot load, before they try.
+
+    ``config`` is the checkpoint's ``config.json`` as a dict (read without transformers
+    instantiating anything). Raise :class:`vlm_adapters.errors.CheckpointError` naming the
+    format found and the checkpoints that work; return ``None`` to let it through.
+    """

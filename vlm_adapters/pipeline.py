@@ -347,14 +347,43 @@ class FrozenLMM:
         ``layers`` defaults to every decoder layer. Vocabulary logits only when ``logits``.
         """
         start = time.perf_counter()
-        if not isinstance(batch, VisionBatch):
-            raise VisionInputError(
-                "FrozenLMM takes a VisionBatch",
-                found=type(batch).__name__,
-                expected="the result of adapter.prepare / normalize / collate",
-                fix="build the batch with lmm.prepare(images, texts) or lmm.adapter.normalize(sample)",
-            )
+        _require_batch(batch)
         layers = self.check_layers(layers)
+        q_list = self.resolve_queries(batch, queries)
+        k_list = [torch.cat(p) if p else torch.empty(0, dtype=torch.long) for p in batch.image_token_positions]
+        request = CaptureRequest(
+            query_positions=pad_positions(q_list),
+            key_positions=pad_positions(k_list),
+            layers=layers,
+            hidden_states=hidden_states,
+        )
+        moved = batch.to(self.device, self.dtype)
+        inputs = {k: v for k, v in moved.inputs.items() if k not in LOSS_ONLY_KEYS}
+        output, cap = capture_attention(self.model, inputs, request, logits_to_keep=0 if logits else 1)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        timings = {"forward_s": time.perf_counter() - start}
+        attention = cap.attention  # [B, L, H, Q, K]
+        hidden = cap.hidden_states
+        return [
+            self.sample_output(
+                batch,
+                b,
+                q_list[b],
+                attention[b],
+                hidden[b] if hidden is not None else None,
+                cap.layers,
+                logits=output.logits[b] if logits else None,
+                timings=timings,
+            )
+            for b in range(batch.batch_size)
+        ]
+
+    def resolve_queries(
+        self, batch: VisionBatch, queries: Sequence[torch.Tensor] | torch.Tensor | None
+    ) -> list[torch.Tensor]:
+        """The query positions of every sample: checked when given, :meth:`default_queries` when not."""
+        _require_batch(batch)
         if queries is not None and (
             isinstance(queries, str)
             or (isinstance(queries, torch.Tensor) and queries.ndim != 2)
@@ -368,60 +397,65 @@ class FrozenLMM:
                 fix="pass queries=[positions_of_sample_0, ...], or leave it out for every text token after the image",
             )
         if queries is None:
-            q_list = [self.default_queries(batch, b) for b in range(batch.batch_size)]
-        else:
-            q_list = [self.check_queries(batch, b, q) for b, q in enumerate(queries)]
-        k_list = [torch.cat(p) if p else torch.empty(0, dtype=torch.long) for p in batch.image_token_positions]
-        request = CaptureRequest(
-            query_positions=_pad_stack(q_list),
-            key_positions=_pad_stack(k_list),
-            layers=layers,
-            hidden_states=hidden_states,
+            return [self.default_queries(batch, b) for b in range(batch.batch_size)]
+        return [self.check_queries(batch, b, q) for b, q in enumerate(queries)]
+
+    def sample_output(
+        self,
+        batch: VisionBatch,
+        b: int,
+        queries: torch.Tensor,
+        attention: torch.Tensor,
+        hidden: torch.Tensor | None,
+        layers: Sequence[int],
+        *,
+        logits: torch.Tensor | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> FrozenOutput:
+        """Sample ``b``'s output from its captured rows, however the forward ran (one pass, or a
+        shared prefix and a continuation): ``attention`` ``[layers, heads, >= Q, K]`` over the
+        sample's image tokens in order, ``hidden`` ``[layers + 1, >= Q, dim]``."""
+        nq = queries.numel()
+        per_image, per_view = [], []
+        offset = 0
+        for g in batch.geometries[b]:
+            cols = attention[:, :, :nq, offset : offset + g.num_image_tokens]
+            per_image.append(cols)
+            per_view.append(self.adapter.tokens_to_views(cols, g, dim=-1))
+            offset += g.num_image_tokens
+        return FrozenOutput(
+            view_attention=per_view,
+            image_attention=per_image,
+            hidden_states=hidden[:, :nq] if hidden is not None else None,
+            query_positions=queries,
+            query_token_ids=batch.input_ids[b][queries],
+            geometries=list(batch.geometries[b]),
+            layers=list(layers),
+            mask_ids=batch.mask_ids[b][queries] if batch.mask_ids is not None else None,
+            logits=logits,
+            timings=dict(timings or {}),
         )
-        moved = batch.to(self.device, self.dtype)
-        inputs = {k: v for k, v in moved.inputs.items() if k not in LOSS_ONLY_KEYS}
-        output, cap = capture_attention(self.model, inputs, request, logits_to_keep=0 if logits else 1)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        forward_s = time.perf_counter() - start
-        attention = cap.attention  # [B, L, H, Q, K]
-        hidden = cap.hidden_states
-        results = []
-        for b in range(batch.batch_size):
-            nq = q_list[b].numel()
-            per_image, per_view = [], []
-            offset = 0
-            for g in batch.geometries[b]:
-                cols = attention[b, :, :, :nq, offset : offset + g.num_image_tokens]
-                per_image.append(cols)
-                per_view.append(self.adapter.tokens_to_views(cols, g, dim=-1))
-                offset += g.num_image_tokens
-            mask_ids = batch.mask_ids[b][q_list[b]] if batch.mask_ids is not None else None
-            results.append(
-                FrozenOutput(
-                    view_attention=per_view,
-                    image_attention=per_image,
-                    hidden_states=hidden[b, :, :nq] if hidden is not None else None,
-                    query_positions=q_list[b],
-                    query_token_ids=batch.input_ids[b][q_list[b]],
-                    geometries=list(batch.geometries[b]),
-                    layers=list(cap.layers),
-                    mask_ids=mask_ids,
-                    logits=output.logits[b] if logits else None,
-                    timings={"forward_s": forward_s},
-                )
-            )
-        return results
 
     def run(self, images: Sequence[Any] | RawImage, texts: Sequence[str] | str, **kwargs: Any) -> list[FrozenOutput]:
         """``prepare`` then call: raw images and prompts in, one output per sample."""
         return self(self.prepare(images, texts), **kwargs)
 
 
-def _pad_stack(rows: Sequence[torch.Tensor]) -> torch.Tensor:
-    """``[batch, max_len]`` of positions, padded with -1 (what ``CaptureRequest`` expects)."""
+def _require_batch(batch: Any) -> None:
+    if not isinstance(batch, VisionBatch):
+        raise VisionInputError(
+            "FrozenLMM takes a VisionBatch",
+            found=type(batch).__name__,
+            expected="the result of adapter.prepare / normalize / collate",
+            fix="build the batch with lmm.prepare(images, texts) or lmm.adapter.normalize(sample)",
+        )
+
+
+def pad_positions(rows: Sequence[torch.Tensor], value: int = -1) -> torch.Tensor:
+    """``[batch, max_len]`` of 1-D ``rows``, right-padded with ``value`` (-1 for positions: what
+    ``CaptureRequest`` expects); the rows' dtype is kept."""
     width = max((r.numel() for r in rows), default=0)
-    out = torch.full((len(rows), width), -1, dtype=torch.long)
+    out = torch.full((len(rows), width), value, dtype=rows[0].dtype if rows else torch.long)
     for i, r in enumerate(rows):
         out[i, : r.numel()] = r
     return out

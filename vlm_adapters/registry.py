@@ -16,18 +16,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
-from .adapter import BackboneAdapter
+from .adapter_ref import AdapterRef
 from .errors import AdapterNotFoundError, PluginLoadError
 from .spec import SpecBase
+
+if TYPE_CHECKING:
+    from .adapter import BackboneAdapter
 
 ENTRY_POINT_GROUP = "vlm_adapters"
 ALLOW_LIST_ENV = "VLM_ADAPTERS_PLUGINS"
@@ -60,6 +63,8 @@ class AdapterInfo:
     description: str = ""
     error: str | None = None
     cls: type[BackboneAdapter] | None = field(default=None, compare=False, repr=False)
+    ref: AdapterRef | None = field(default=None, compare=False, repr=False)
+    """Set for adapters registered by import path; ``cls`` is filled in on first use."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -125,7 +130,7 @@ class Registry:
         and leaves everything registered before it untouched.
         """
         name = name or getattr(plugin, "__name__", None) or repr(plugin)
-        added: list[type[BackboneAdapter]] = []
+        added: list[type[BackboneAdapter] | AdapterRef] = []
         kinds: list[type[SpecBase]] = []
         registered_here = False
         try:
@@ -202,6 +207,8 @@ class Registry:
     def get(self, name: str) -> type[BackboneAdapter]:
         self._ensure_loaded()
         info = self._adapters.get(name)
+        if info is not None and info.cls is None and info.ref is not None:
+            info = self._load_ref(info, info.ref)
         if info is not None and info.cls is not None:
             return info.cls
         self._raise_failed(name)
@@ -217,14 +224,35 @@ class Registry:
             return self.get(named)
         model_type = getattr(config, "model_type", None)
         for info in self._adapters.values():
-            if model_type in info.model_types and info.cls is not None:
-                return info.cls
+            if model_type in info.model_types:
+                return self.get(info.name)
         self._raise_failed(None)
         served = sorted(t for i in self._adapters.values() for t in i.model_types)
         raise AdapterNotFoundError(
             f"no adapter serves model_type {model_type!r}; served: {served}. "
             "Fix: install a plugin for this backbone, or pass adapter=NAME explicitly."
         )
+
+    def check_checkpoint(self, config: dict[str, Any]) -> None:
+        """Let every plugin refuse a checkpoint format it knows cannot load (``check_checkpoint`` hook)."""
+        self._ensure_loaded()
+        self.pm.hook.check_checkpoint(config=config)
+
+    def _load_ref(self, info: AdapterInfo, ref: AdapterRef) -> AdapterInfo:
+        """Import a ref's class and check that it says what the ref said when it was listed."""
+        try:
+            loaded = _adapter_info(ref.load(), info.plugin, info.distribution, info.version)
+            said = {"name": ref.name, "model_types": ref.model_types, "spec_kind": ref.spec_kind}
+            has = {"name": loaded.name, "model_types": loaded.model_types, "spec_kind": loaded.spec_kind}
+            if said != has:
+                raise TypeError(f"{ref.target} says {has}, its AdapterRef says {said}")
+        except Exception as exc:
+            raise PluginLoadError(
+                info.plugin, info.distribution, f"adapter {ref.name!r} ({ref.target}): {type(exc).__name__}: {exc}"
+            ) from exc
+        info = replace(info, cls=loaded.cls)
+        self._adapters[info.name] = info
+        return info
 
     def _raise_failed(self, name: str | None) -> None:
         """If a failed plugin could have provided the answer, say so instead of 'not found'."""
@@ -250,18 +278,39 @@ def _allowed(eps: Iterable[EntryPoint]) -> list[EntryPoint]:
 
 
 def _adapter_info(cls: object, plugin: str, distribution: str, version: str) -> AdapterInfo:
-    """The registry row for a class a plugin registered; refuses what is not a usable adapter."""
+    """The registry row for a class (or ref) a plugin registered; refuses what is not a usable adapter."""
+    if isinstance(cls, AdapterRef):
+        if ":" not in cls.target:
+            raise TypeError(f"AdapterRef {cls.name!r}: target must be 'package.module:ClassName', got {cls.target!r}")
+        said = (cls.name, cls.model_types, cls.spec_kind, cls.description)
+        return _row(f"AdapterRef {cls.target!r}", *said, plugin, distribution, version, ref=cls)
+    from .adapter import BackboneAdapter
+
     if not (isinstance(cls, type) and issubclass(cls, BackboneAdapter)):
-        raise TypeError(f"register() takes BackboneAdapter subclasses, got {cls!r}")
-    name = getattr(cls, "name", None)
-    model_types = getattr(cls, "model_types", None)
+        raise TypeError(f"register() takes BackboneAdapter subclasses or AdapterRefs, got {cls!r}")
     kind = getattr(cls, "spec_kind", None)
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"{cls.__name__} has no `name` (a non-empty str)")
-    if not isinstance(model_types, tuple) or not all(isinstance(t, str) for t in model_types):
-        raise TypeError(f"{cls.__name__}.model_types must be a tuple of str, got {model_types!r}")
     if not isinstance(kind, str) or not kind:
         raise TypeError(f"{cls.__name__}.spec_kind must name a registered spec kind, got {kind!r}")
+    has = (getattr(cls, "name", None), getattr(cls, "model_types", None), kind, cls.description)
+    return _row(cls.__name__, *has, plugin, distribution, version, cls=cls)
+
+
+def _row(
+    owner: str,
+    name: Any,
+    model_types: Any,
+    kind: str | None,
+    description: str,
+    plugin: str,
+    distribution: str,
+    version: str,
+    **loaded: Any,
+) -> AdapterInfo:
+    """One ``list`` row, after checking what every adapter must say about itself."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{owner} has no `name` (a non-empty str)")
+    if not isinstance(model_types, tuple) or not all(isinstance(t, str) for t in model_types):
+        raise TypeError(f"{owner}.model_types must be a tuple of str, got {model_types!r}")
     return AdapterInfo(
         name=name,
         model_types=model_types,
@@ -270,8 +319,8 @@ def _adapter_info(cls: object, plugin: str, distribution: str, version: str) -> 
         distribution=distribution,
         version=version,
         status="loaded",
-        description=cls.description,
-        cls=cls,
+        description=description,
+        **loaded,
     )
 
 

@@ -56,9 +56,7 @@ class SpecBase(BaseModel):
             h, w = image_size
         except (TypeError, ValueError):
             h = w = None
-        ok = all(
-            isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v).is_integer() for v in (h, w)
-        )
+        ok = all(isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v).is_integer() for v in (h, w))
         if not ok:
             raise ImageShapeError(
                 "image size is not a (height, width) pair of integers",

@@ -386,7 +386,9 @@ class AdapterContract:
             text = adapter.format_prompt(self.prompt_text, num_images=len(images), answer="a cat" + " now" * i)
             samples.append(sample_from_batch(adapter.prepare([images], [text])))
         singles = [adapter.normalize(s) for s in samples]
-        batched = lmm(concat_batches(singles, adapter.pad_token_id, padding_side, adapter.sequence_keys))
+        batched = lmm(
+            concat_batches(singles, adapter.pad_token_id, padding_side, adapter.sequence_keys, adapter.image_stack_keys)
+        )
         for single, got in zip(singles, batched, strict=True):
             want = lmm(single)[0]
             assert got.num_queries == want.num_queries
@@ -399,3 +401,45 @@ class AdapterContract:
             assert got.hidden_states is not None and want.hidden_states is not None
             torch.testing.assert_close(got.hidden_states, want.hidden_states, rtol=0, atol=1e-4)
             assert got.geometries == want.geometries
+
+    def test_shared_prefix_equals_full_forward(self, adapter: BackboneAdapter, model: Any) -> None:
+        """Texts about the same images, run over one shared prefix (vision tower and LLM once, into a
+        KV cache) and then as batched continuations, give each sample's eager maps (every view) and
+        stock hidden states (fp32, 1e-5): two images with the answers as queries, in chunks of two
+        texts; one image with the default queries (the prefix then ends at the image), all at once."""
+        from ..extract.prefix import run_shared_prefix
+        from ..phrases import find_phrase
+        from ..pipeline import FrozenLMM
+
+        lmm = FrozenLMM(model, adapter)
+        eager = adapter.load_model(seed=0, attn_implementation="eager")
+        answers = ("a cat", "the red cat on the left", "a small cat on a chair near the window")
+        images = [smooth_image(h, w, seed=50 + i) for i, (h, w) in enumerate(self.model_sizes)]
+        for shown, by_answer, batch_size in ((images, True, 2), (images[:1], False, None)):
+            prompts = [adapter.format_prompt(self.prompt_text, num_images=len(shown), answer=a) for a in answers]
+            samples = [adapter.prepare([shown], [p]) for p in prompts]
+            queries = None
+            if by_answer:
+                tokenizer = adapter.processor.tokenizer
+                queries = [find_phrase(tokenizer, s.input_ids[0], a) for s, a in zip(samples, answers, strict=True)]
+            outs = run_shared_prefix(lmm, samples, queries=queries, batch_size=batch_size)
+            assert len(outs) == len(samples)
+            image_end = int(samples[0].image_token_positions[0][-1][-1]) + 1
+            for sample, out in zip(samples, outs, strict=True):
+                shared = out.timings.get("prefix_tokens", 0)
+                assert shared >= image_end, f"the image prefix was not shared (prefix of {shared} tokens)"
+                with torch.no_grad():
+                    ref = eager(**sample.inputs, output_attentions=True, output_hidden_states=True)
+                q = out.query_positions
+                for i, (geometry, positions) in enumerate(
+                    zip(sample.geometries[0], sample.image_token_positions[0], strict=True)
+                ):
+                    for slot, layer in enumerate(out.layers):
+                        want = ref.attentions[layer][0][:, q][:, :, positions].float()
+                        torch.testing.assert_close(out.image_attention[i][slot], want, rtol=0, atol=1e-5)
+                        for v, got in enumerate(out.view_attention[i]):
+                            expected = adapter.tokens_to_views(want, geometry)[v]
+                            torch.testing.assert_close(got[slot], expected, rtol=0, atol=1e-5, msg=f"view {v}")
+                assert out.hidden_states is not None
+                stock = torch.stack([h[0, q] for h in ref.hidden_states])
+                torch.testing.assert_close(out.hidden_states.float(), stock.float(), rtol=0, atol=1e-5)
