@@ -62,7 +62,7 @@ class BackboneAdapter(SampleHooks, ABC):
     """Keys of ``inputs`` that are ``[batch, seq]`` and get padded when samples are batched."""
     image_stack_keys: ClassVar[frozenset[str]] = frozenset()
     """Keys of ``inputs`` that are ``[batch, images, ...]`` stacks, one row per sample (processors
-    that stack each sample's images, e.g. Idefics3); batching pads their image axis with zeros, as
+    that stack each sample's images per sample); batching pads their image axis with zeros, as
     those processors do. Every other non-sequence key is concatenated along dim 0."""
 
     def __init__(self, config: PretrainedConfig, processor: ProcessorMixin) -> None:

@@ -200,7 +200,12 @@ class TiledLlavaAdapter(BackboneAdapter):
         ]
 
     def expand_image_tokens(
-        self, ids: torch.Tensor, companions: Mapping[str, torch.Tensor], counts: Sequence[int], name: str
+        self,
+        ids: torch.Tensor,
+        companions: Mapping[str, torch.Tensor],
+        counts: Sequence[int],
+        name: str,
+        geometries: Sequence[ImageGeometry] = (),
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], bool]:
         """The core's check, given each run: with markers every view is a run of its own."""
         spec = self.tiles_spec

@@ -12,7 +12,7 @@ captured rows are those of the full forward.
 Positions come from the model's own machinery. The continuation is right-padded and passed
 without an attention mask: every text starts right after the prefix, and (causal attention) no
 real token sees a pad. The model numbers new tokens from the cache length; mrope models (the
-Qwen-VL family) add the ``rope_deltas`` that the prefix forward stored on the model, exactly as
+native-grid families) add the ``rope_deltas`` that the prefix forward stored on the model, exactly as
 they do in generation. A full-length attention mask would make those models build positions for
 the whole sequence instead of the new tokens (a shape error in transformers 5.24), which is why
 none is passed.
@@ -33,7 +33,7 @@ from ..capture import CaptureRequest, _accepts, capture_attention
 from ..errors import VisionInputError
 from ..pipeline import LOSS_ONLY_KEYS, FrozenLMM, FrozenOutput, pad_positions
 
-__all__ = ["image_inputs_equal", "run_shared_prefix", "shared_prefix_length"]
+__all__ = ["cache_holds", "image_inputs_equal", "run_shared_prefix", "shared_prefix_length"]
 
 
 def image_inputs_equal(a: VisionBatch, b: VisionBatch, sequence_keys: frozenset[str]) -> bool:
@@ -43,6 +43,16 @@ def image_inputs_equal(a: VisionBatch, b: VisionBatch, sequence_keys: frozenset[
     if keys_a != keys_b or a.geometries != b.geometries:
         return False
     return all(a.inputs[k].shape == b.inputs[k].shape and torch.equal(a.inputs[k], b.inputs[k]) for k in keys_a)
+
+
+def cache_holds(model: Any, length: int) -> bool:
+    """Whether a KV cache keeps every key of a ``length``-token sequence in every layer: not so where
+    sliding-window layers keep only the last ``sliding_window`` keys."""
+    text = model.config.get_text_config()
+    window = getattr(text, "sliding_window", None)
+    layer_types = getattr(text, "layer_types", None) or []
+    sliding = any("sliding" in str(t) for t in layer_types) or (window is not None and not layer_types)
+    return not (sliding and window is not None and int(window) < length)
 
 
 def shared_prefix_length(samples: Sequence[VisionBatch], queries: Sequence[torch.Tensor]) -> int:
@@ -105,6 +115,8 @@ def run_shared_prefix(
         )
     q_list = [lmm.resolve_queries(s, None if q is None else [q])[0] for s, q in zip(samples, q_given, strict=True)]
     prefix = shared_prefix_length(samples, q_list) if len(samples) > 1 else 0
+    if prefix and not cache_holds(lmm.model, max(s.input_ids.shape[1] for s in samples)):
+        prefix = 0  # a sliding-window cache would drop image keys: exact maps need the full forward
     if prefix == 0:
         return [
             lmm(s, layers=layers, queries=[q], hidden_states=hidden_states)[0]
