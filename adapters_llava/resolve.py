@@ -51,16 +51,12 @@ def describe_layout(geometries: Sequence[ImageGeometry]) -> str:
     return "; ".join(parts)
 
 
-def check_token_layout(ids: torch.Tensor, image_token_id: int, geometries: Sequence[ImageGeometry]) -> None:
-    """Refuse image-token runs that fit neither the layout nor one placeholder per image, naming each
-    view's share (the count depends on the image size, so a fixed guess like 576 is the usual bug)."""
-    lengths = [n for _, n in image_runs(ids, image_token_id)]
-    counts = [g.num_image_tokens for g in geometries]
-    if sum(lengths) in (sum(counts), len(counts)):
-        return  # the core's token step checks the runs in detail
-    raise TokenCountError(
-        "image tokens in input_ids do not match the images",
-        found=f"{sum(lengths)} tokens of id {image_token_id} in runs of {lengths}",
+def layout_count_error(lengths: list[int], geometries: Sequence[ImageGeometry], name: str) -> TokenCountError:
+    """Image-token runs that fit neither the layout nor one placeholder per image, with each view's
+    share (the count depends on the image size, so a fixed guess like 576 is the usual bug)."""
+    return TokenCountError(
+        f"image tokens in {name} do not match the images",
+        found=f"{sum(lengths)} image tokens in runs of {lengths}",
         expected=f"{describe_layout(geometries)}; or one <image> placeholder per image",
         fix="expand each placeholder with the checkpoint's processor for the image's own size (the count depends "
         "on it), or leave one placeholder per image for normalize to expand",
@@ -154,6 +150,5 @@ def resolve_anyres_images(adapter: AnyresAdapter, images: SampleImages) -> Resol
     )
     if all(tiled):
         check_meta_layout(spec, images.sample, sizes)
-    check_token_layout(images.input_ids, spec.image_token_id, geometries)
     pixels = {"pixel_values": torch.cat(stacks), "image_sizes": torch.tensor(sizes, dtype=torch.long), **extra}
     return ResolvedImages(pixels, geometries)

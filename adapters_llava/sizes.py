@@ -89,7 +89,7 @@ def require_sizes(spec: AnyresSpec, sizes: list[Size | None], stacks: list[torch
 def check_against_pixels(spec: AnyresSpec, sizes: Sequence[Size], stacks: Sequence[torch.Tensor]) -> None:
     """Refuse a size the pixels contradict; name a ``(width, height)`` swap when the swap fits."""
     for i, (size, stack) in enumerate(zip(sizes, stacks, strict=True)):
-        if fits(spec, size, stack) is not False:
+        if fits(spec, size, stack):
             continue
         swapped = (size[1], size[0])
         if swapped != size and fits(spec, swapped, stack):

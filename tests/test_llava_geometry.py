@@ -423,3 +423,49 @@ def test_centre_crop_view_shows_what_the_processor_keeps() -> None:
         assert coverage.shape == (h, w)
         cut = coverage.sum() / (h * w)
         assert math.isclose(float(cut), (view.box.height * view.box.width) / (h * w), rel_tol=0.02)
+
+
+def _ellipse(size: tuple[int, int]) -> tuple[Any, torch.Tensor]:
+    """A red ellipse on blue, and its mask on the original pixels."""
+    from PIL import Image, ImageDraw
+
+    h, w = size
+    image = Image.new("RGB", (w, h), (40, 70, 200))
+    box = (w // 6, h // 5, w * 3 // 5, h * 4 // 5)
+    ImageDraw.Draw(image).ellipse(box, fill=(230, 30, 30))
+    red = torch.from_numpy(np.asarray(image)[..., 0].copy()).float() / 255
+    return image, (red > 0.5).float()
+
+
+@pytest.mark.parametrize("model_type", ["llava_next", "llava_onevision"])
+def test_each_view_maps_the_image_back_onto_itself(model_type: str) -> None:
+    """What each view's tokens see, read off the processor's own tiles (the red share of each token's
+    pixels), mapped back through that view alone, lands on the ellipse in the original image: the
+    base view and the unpadded high-resolution view each map back, and so does their fusion
+    (released shapes: 24 and 27 tokens per tile side resolve the ellipse's outline)."""
+    config, processor = released(model_type)
+    spec = anyres_spec(config, processor)
+    t, p, g = spec.tile_size, spec.patch_size, spec.tile_grid
+    mean = torch.tensor(processor.image_processor.image_mean).view(3, 1, 1)
+    std = torch.tensor(processor.image_processor.image_std).view(3, 1, 1)
+    for size in [(300, 780), (720, 270), (390, 390), (500, 640)]:
+        image, mask = _ellipse(size)
+        geometry = spec.geometry(size)
+        if any(_downsampled(v, p) for v in geometry.views):
+            continue
+        tiles = processor.image_processor(images=[image], return_tensors="pt")["pixel_values"][0]
+        red = ((tiles * std + mean)[:, 0] > 0.5).float()  # [tiles, t, t]
+        base = torch.nn.functional.avg_pool2d(red[:1, : g * p, : g * p], p)[0]  # the covered part of the base tile
+        canvas = best_canvas(size, [list(q) for q in spec.grid_pinpoints])
+        ny, nx = canvas[0] // t, canvas[1] // t
+        cells = torch.nn.functional.avg_pool2d(red[1 : 1 + ny * nx, : g * p, : g * p], p)  # [tiles, g, g]
+        grid = cells.reshape(ny, nx, g, g).permute(0, 2, 1, 3).reshape(ny * g, nx * g)
+        r0, r1, c0, c1 = unpadded_window(size, ny * g, nx * g)
+        maps = [base, grid[r0:r1, c0:c1]]
+        for v, view_map in enumerate(maps):
+            back = geometry.view_to_image(view_map, view=v)
+            shown = geometry.view_to_image(torch.ones_like(view_map), view=v) > 0.99
+            agree = ((back > 0.5).float() == mask)[shown].float().mean()
+            assert agree > 0.99, (size, geometry.views[v].name, float(agree))  # one token off: 0.95-0.986
+        fused = geometry.to_image(maps)
+        assert ((fused > 0.5).float() == mask).float().mean() > 0.99
