@@ -116,7 +116,10 @@ def run_shared_prefix(
     start = time.perf_counter()
     first = samples[0].to(lmm.device, lmm.dtype)
     prefix_inputs = {k: (v[:, :prefix] if k in keys else v) for k, v in first.inputs.items() if k not in LOSS_ONLY_KEYS}
-    cache = DynamicCache(config=model.config)
+    # A full cache in every layer, not DynamicCache(config=...): that one keeps only the window in
+    # sliding-window layers, so their keys would no longer sit at the image tokens' absolute positions
+    # (the capture's key columns). The model's mask still applies each layer's window.
+    cache = DynamicCache()
     extra = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
     with torch.no_grad():
         model(**prefix_inputs, **{cache_arg: cache}, use_cache=True, **extra)
