@@ -134,7 +134,12 @@ class Gemma3Adapter(BackboneAdapter):
         return view_cells(pixels, geometries)
 
     def expand_image_tokens(
-        self, ids: torch.Tensor, companions: Mapping[str, torch.Tensor], counts: Sequence[int], name: str
+        self,
+        ids: torch.Tensor,
+        companions: Mapping[str, torch.Tensor],
+        counts: Sequence[int],
+        name: str,
+        geometries: Sequence[ImageGeometry] = (),
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], bool]:
         """The core's check, per view: every view is its own run of image tokens."""
         if not counts:

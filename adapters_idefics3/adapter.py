@@ -12,15 +12,20 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
+import torch
+from PIL import Image
 from transformers import PretrainedConfig
 from transformers.processing_utils import ProcessorMixin
 
-from vlm_adapters import BackboneAdapter, VisionBatch
+from vlm_adapters import BackboneAdapter, ImageGeometry, TokenCountError, VisionBatch, VisionInputError
 from vlm_adapters.adapter import concat_batches
 from vlm_adapters.images import RawImage
+from vlm_adapters.normalize import PixelForm, PixelView, ResolvedImages, SampleImages
+from vlm_adapters.normalize.tiles import view_cells
+from vlm_adapters.placeholders import image_runs, splice_placeholders
 
 from . import tiny
-from .normalize import normalize_sample
+from .resolve import resolve_split_images
 from .spec import Idefics3SplitSpec, build_idefics3_spec
 
 
@@ -28,6 +33,7 @@ class Idefics3AdapterBase(BackboneAdapter):
     """What Idefics3 and SmolVLM share: the spec, the tiny factories."""
 
     spec_kind = "idefics3_split"
+    adjacent_images_share_a_run = False  # every view is a run of its own
     image_stack_keys = frozenset({"pixel_values", "pixel_attention_mask"})
 
     @classmethod
@@ -50,8 +56,75 @@ class Idefics3AdapterBase(BackboneAdapter):
     def build_spec(self) -> Idefics3SplitSpec:
         return build_idefics3_spec(self.config, self.processor)
 
-    def normalize(self, sample: Mapping[str, Any]) -> VisionBatch:
-        return normalize_sample(self, sample)
+    # --- normalize: the backbone's steps of the core procedure ---------------------------
+    @cached_property
+    def pixel_form(self) -> PixelForm:
+        """Processed pixels are stacks of square views ``[1, views, 3, T, T]``."""
+        spec = self.spec
+        side = (spec.tile_size, spec.tile_size)
+        view = PixelView(tuple(spec.image_mean), tuple(spec.image_std), side)
+        return PixelForm(views={"pixel_values": view}, channels=int(self.config.vision_config.num_channels))
+
+    def process_images(self, images: list[Image.Image]) -> dict[str, torch.Tensor]:
+        """The image processor on the sample's images (one sample), with each image's rows and cols."""
+        out = self.processor.image_processor(images=[images], return_tensors="pt", return_row_col_info=True)
+        return {
+            "pixel_values": out["pixel_values"],
+            "rows": torch.as_tensor(out["rows"]).reshape(-1),
+            "cols": torch.as_tensor(out["cols"]).reshape(-1),
+        }
+
+    def resolve_images(self, images: SampleImages) -> ResolvedImages:
+        return resolve_split_images(self, images)
+
+    def pixel_cells(self, key: str, pixels: torch.Tensor, geometries: Sequence[ImageGeometry]) -> list[torch.Tensor]:
+        return view_cells(pixels, geometries)
+
+    def expand_image_tokens(
+        self,
+        ids: torch.Tensor,
+        companions: Mapping[str, torch.Tensor],
+        counts: Sequence[int],
+        name: str,
+        geometries: Sequence[ImageGeometry] = (),
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], bool]:
+        """Expanded ids are kept when their runs are the views' runs; one ``<image>`` per image
+        becomes the processor's text for its split (markers, newlines, runs), tokenized."""
+        runs = image_runs(ids, self.spec.image_token_id)
+        lengths = [n for _, n in runs]
+        expected = [n for g in geometries for n in g.run_lengths]
+        if lengths == expected:
+            kept, aligned = splice_placeholders(ids, companions, [], [])  # companions checked, nothing replaced
+            return kept, aligned, False
+        places = (ids == self.spec.image_token_id).nonzero().flatten().tolist()
+        if len(places) == len(geometries):  # one placeholder per image
+            replacements = [self._expansion(g) for g in geometries]
+            new_ids, new = splice_placeholders(ids, companions, places, replacements)
+            return new_ids, new, True
+        raise self.token_count_error(lengths, counts, name, geometries)
+
+    def _expansion(self, geometry: ImageGeometry) -> torch.Tensor:
+        rows, cols = self.spec.grid_of(geometry)
+        text = self.processor.replace_image_token({"rows": [[rows]], "cols": [[cols]]}, 0)
+        return torch.as_tensor(self.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def token_count_error(
+        self, lengths: list[int], counts: Sequence[int], name: str, geometries: Sequence[ImageGeometry] = ()
+    ) -> VisionInputError:
+        per = self.spec.tokens_per_view
+        images = "; ".join(
+            f"image {i}: {'x'.join(map(str, self.spec.grid_of(g)))} sub-images + global = {g.num_views} runs"
+            for i, g in enumerate(geometries)
+        )
+        return TokenCountError(
+            f"image tokens in {name} do not match the images",
+            found=f"runs of {lengths} tokens of id {self.spec.image_token_id}",
+            expected=f"{per} tokens per view (each sub-image and the global view), one run per view"
+            + (f" ({images})" if images else f" ({list(counts)} tokens per image)")
+            + ", or one placeholder per image",
+            fix="tokenize the prompt with one image placeholder per image and let the adapter expand it (or use "
+            "adapter.prepare); do not truncate sequences inside an image",
+        )
 
 
 class Idefics3Adapter(Idefics3AdapterBase):

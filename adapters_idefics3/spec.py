@@ -45,8 +45,8 @@ class Idefics3SplitSpec(SpecBase):
     splitting: bool = True
     """The processor's ``do_image_splitting``: without it every image is the global view alone."""
     fake_image_token_id: int
-    global_image_token_id: int | None = None
-    """Ids of the markers around the views (``None`` where the marker is several tokens)."""
+    global_image_token_id: int
+    """Id of the global view's marker (its last token, where the tag is several)."""
     global_tag_tokens: PositiveInt = 1
     row_col_tokens: PositiveInt = 1
     """Tokens per ``<row_i_col_j>`` marker (one for every marker a checkpoint can need)."""
@@ -86,6 +86,25 @@ class Idefics3SplitSpec(SpecBase):
         if not self.splitting:
             return Split((h, w), (self.tile_size, self.tile_size), 0, 0)
         return split((h, w), self.tile_size, self.longest_edge, self.max_side)
+
+    def grid_of(self, geometry: ImageGeometry) -> Size:
+        """(rows, cols) of sub-images of a geometry of this spec (``(0, 0)``: not split)."""
+        tiles = geometry.views[:-1]
+        if not tiles:
+            return 0, 0
+        cols = sum(1 for v in tiles if v.box.top == tiles[0].box.top)
+        return len(tiles) // cols, cols
+
+    def candidate_grids(self, num_tiles: int) -> list[Size]:
+        """Every split into ``num_tiles`` sub-images the processor can make: the longest side of the
+        canvas always has :attr:`max_grid` sub-images (``(0, 0)`` for an unsplit image)."""
+        if num_tiles == 0:
+            return [(0, 0)] if self.max_grid == 1 or not self.splitting else []
+        return [
+            (r, num_tiles // r)
+            for r in range(1, num_tiles + 1)
+            if num_tiles % r == 0 and max(r, num_tiles // r) == self.max_grid
+        ]
 
     def geometry(self, image_size: Size) -> ImageGeometry:
         h, w = self.check_size(image_size)
@@ -157,9 +176,8 @@ def _count(tokenizer: Any, text: str) -> int:
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def _single_id(tokenizer: Any, text: str) -> int | None:
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return int(ids[0]) if len(ids) == 1 else None
+def _ids(tokenizer: Any, text: str) -> list[int]:
+    return [int(i) for i in tokenizer(text, add_special_tokens=False)["input_ids"]]
 
 
 def build_idefics3_spec(config: PretrainedConfig, processor: ProcessorMixin) -> Idefics3SplitSpec:
@@ -180,8 +198,8 @@ def build_idefics3_spec(config: PretrainedConfig, processor: ProcessorMixin) -> 
     longest = _side(images_kwargs.get("size", ip.size), "image_processor.size")
     global_tag = str(getattr(proc, "global_image_token", None) or proc.global_image_tag)
     fake = str(proc.fake_image_token)
-    fake_id = _single_id(tok, fake)
-    if fake_id is None:
+    fake_ids = _ids(tok, fake)
+    if len(fake_ids) != 1:
         raise SpecError(f"{fake!r} is not one token of this tokenizer. Fix: use the checkpoint's own tokenizer.")
     max_side = int(image_processing_idefics3.MAX_IMAGE_SIZE)
     max_grid = math.ceil(min(longest, max_side) / tile)
@@ -205,8 +223,8 @@ def build_idefics3_spec(config: PretrainedConfig, processor: ProcessorMixin) -> 
             longest_edge=longest,
             max_side=max_side,
             splitting=bool(images_kwargs.get("do_image_splitting", ip.do_image_splitting)),
-            fake_image_token_id=fake_id,
-            global_image_token_id=_single_id(tok, global_tag),
+            fake_image_token_id=fake_ids[0],
+            global_image_token_id=_ids(tok, global_tag)[-1],
             global_tag_tokens=_count(tok, global_tag),
             row_col_tokens=markers.pop(),
             newline_tokens=_count(tok, "\n"),

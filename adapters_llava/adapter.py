@@ -12,25 +12,24 @@ batch by plain concatenation.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
+from PIL import Image
 from transformers import PretrainedConfig
 from transformers.processing_utils import ProcessorMixin
 
 from vlm_adapters import BackboneAdapter, FixedSpec, ImageGeometry, VisionBatch
+from vlm_adapters.normalize import PixelForm, PixelView, ResolvedImages, SampleImages
 
 from . import tiny
 from .build import anyres_spec, llava_spec
-from .normalize import normalize_sample
+from .resolve import resolve_anyres_images
 from .spec import AnyresSpec, CenterCropSpec
 
 
 class LlavaFamilyAdapter(BackboneAdapter):
-    """What the three share: tiny factories by model type and the one ``normalize``."""
-
-    extra_inputs: ClassVar[tuple[str, ...]] = ()
-    """Per-image tensors the stock forward needs besides the pixels."""
+    """What the three share: tiny factories by model type."""
 
     @classmethod
     def tiny_config(cls, variant: str | None = None) -> PretrainedConfig:
@@ -41,13 +40,6 @@ class LlavaFamilyAdapter(BackboneAdapter):
     @classmethod
     def tiny_processor(cls, config: PretrainedConfig) -> ProcessorMixin:
         return tiny.tiny_processor(config)
-
-    def tiles_per_image(self, geometries: Sequence[ImageGeometry], inputs: Mapping[str, torch.Tensor]) -> list[int]:
-        """Tower inputs each image takes (one for a single view)."""
-        return [1] * len(geometries)
-
-    def normalize(self, sample: Mapping[str, Any]) -> VisionBatch:
-        return normalize_sample(self, sample)
 
 
 class LlavaAdapter(LlavaFamilyAdapter):
@@ -72,6 +64,32 @@ class AnyresAdapter(LlavaFamilyAdapter):
     def build_spec(self) -> AnyresSpec:
         return anyres_spec(self.config, self.processor)
 
+    # --- normalize hooks -------------------------------------------------------------------
+    @property
+    def pixel_form(self) -> PixelForm:
+        """Tiles of ``tile_size`` with the processor's normalisation (canvas padding is 0, not a colour)."""
+        spec = self.anyres
+        side = (spec.tile_size, spec.tile_size)
+        return PixelForm(views={"pixel_values": PixelView(tuple(spec.image_mean), tuple(spec.image_std), side)})
+
+    def process_images(self, images: list[Image.Image]) -> dict[str, torch.Tensor]:
+        """The stock processor's tiles for raw images, flat (padding tiles dropped), as the forward takes them."""
+        out = super().process_images(images)
+        sizes = [tuple(s) for s in out["image_sizes"].tolist()]
+        counts = [self.anyres.num_tiles(s) for s in sizes]
+        out["pixel_values"] = torch.cat([p[:n] for p, n in zip(out["pixel_values"], counts, strict=True)])
+        return out
+
+    def resolve_images(self, images: SampleImages) -> ResolvedImages:
+        return resolve_anyres_images(self, images)
+
+    def pixel_cells(self, key: str, pixels: torch.Tensor, geometries: Sequence[ImageGeometry]) -> list[torch.Tensor]:
+        """Flat tiles pooled to the per-tile feature grid, one tensor per image."""
+        counts = self.tiles_per_image(geometries)
+        g = self.anyres.tile_grid
+        pool = torch.nn.functional.adaptive_avg_pool2d
+        return [pool(stack.float(), (g, g)) for stack in pixels.split(counts)]
+
     @property
     def anyres(self) -> AnyresSpec:
         """``spec`` typed as the kind it always is here."""
@@ -79,11 +97,10 @@ class AnyresAdapter(LlavaFamilyAdapter):
         assert isinstance(spec, AnyresSpec)
         return spec
 
-    def tiles_per_image(self, geometries: Sequence[ImageGeometry], inputs: Mapping[str, torch.Tensor]) -> list[int]:
-        """The base tile plus the canvas tiles for anyres images; one padded square for the images of
-        OneVision's multi-image samples (``batch_num_images`` > 1)."""
-        single = self.single_view_images(inputs, len(geometries))
-        return [1 if one else self.anyres.num_tiles(g.original_size) for g, one in zip(geometries, single, strict=True)]
+    def tiles_per_image(self, geometries: Sequence[ImageGeometry]) -> list[int]:
+        """Tower inputs each image takes: the base tile plus the canvas tiles, or one padded square
+        for the images of OneVision's multi-image samples."""
+        return [self.anyres.tiles_of(g) for g in geometries]
 
     def single_view_images(self, inputs: Mapping[str, torch.Tensor], count: int) -> list[bool]:
         """Which images the model reads as one view (none, except on OneVision)."""
@@ -105,14 +122,15 @@ class AnyresAdapter(LlavaFamilyAdapter):
         inputs: dict[str, torch.Tensor],
         original_sizes: Sequence[Sequence[tuple[int, int]]],
         mask_ids: torch.Tensor | None = None,
+        geometries: list[list[ImageGeometry]] | None = None,
     ) -> VisionBatch:
         """Attach geometry; the processor's ``[images, max tiles, 3, H, W]`` become ``[tiles, 3, H, W]``."""
         pixels = inputs.get("pixel_values")
         if pixels is not None and pixels.ndim == 5:
-            geometries = [g for gs in self.geometries_for(inputs, original_sizes) for g in gs]
-            counts = self.tiles_per_image(geometries, inputs)
+            known = geometries if geometries is not None else self.geometries_for(inputs, original_sizes)
+            counts = self.tiles_per_image([g for gs in known for g in gs])
             inputs = {**inputs, "pixel_values": torch.cat([p[:n] for p, n in zip(pixels, counts, strict=True)])}
-        return super().finish_batch(inputs, original_sizes, mask_ids)
+        return super().finish_batch(inputs, original_sizes, mask_ids, geometries)
 
 
 class LlavaNextAdapter(AnyresAdapter):

@@ -22,6 +22,10 @@ from .spec import AnyresSpec
 
 TOLERANCE = 1e-3
 """Normalised units a padding pixel may differ from the padding value by (float error only)."""
+MOSAIC_TOLERANCE = 0.1
+"""Mean absolute difference (normalised units) between the canvas content shrunk to one tile and the
+base view above which the tiles are not laid out as the size says (resampling differences stay near
+0.01; a transposed arrangement of a real image is far above)."""
 
 
 @dataclass(frozen=True)
@@ -74,11 +78,12 @@ def fits(spec: SpecBase, size: Size, stack: torch.Tensor) -> bool | None:
             return False
         canvas = best_canvas(size, [list(p) for p in spec.grid_pinpoints])
         top, left, nh, nw = content_on_canvas(size, canvas)
+        full = canvas_of(spec, stack, canvas)
         bands = _bands(*canvas, top, left, top + nh, left + nw, margin=0)
-        if not bands:
-            return None
         zero = _normalised((0.0, 0.0, 0.0), spec.image_mean, spec.image_std)
-        return _all_padding(canvas_of(spec, stack, canvas), bands, zero, TOLERANCE)
+        if bands and not _all_padding(full, bands, zero, TOLERANCE):
+            return False
+        return mosaic_error(full[:, top : top + nh, left : left + nw], stack[0]) <= MOSAIC_TOLERANCE
     if isinstance(spec, FixedSpec) and spec.background_color is not None and spec.resize_mode != "stretch":
         (view,) = spec.geometry(size).views
         p, (ih, iw) = view.padding, view.input_size
@@ -93,6 +98,15 @@ def fits(spec: SpecBase, size: Size, stack: torch.Tensor) -> bool | None:
         tolerance = 2.5 / 255 / min(spec.image_std)  # the padding colour after a bicubic resize
         return _all_padding(stack[0], bands, value, tolerance)
     return None
+
+
+def mosaic_error(content: torch.Tensor, base: torch.Tensor) -> float:
+    """How far the canvas content, shrunk to the base view's size, is from the base view (the whole
+    image stretched to one tile): small only when the tiles are arranged as the image was cut."""
+    small = torch.nn.functional.interpolate(
+        content[None].float(), size=tuple(base.shape[-2:]), mode="bilinear", antialias=True, align_corners=False
+    )
+    return float((small[0] - base.float()).abs().mean())
 
 
 def content_extent(image: torch.Tensor, value: torch.Tensor, tolerance: float) -> tuple[int, int, int, int]:

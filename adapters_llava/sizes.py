@@ -1,11 +1,12 @@
-"""Original image sizes of a sample: every source read, merged, and checked against the pixels.
+"""Image sizes of NeXT / OneVision samples: the anyres-specific sources and checks.
 
-Sources: ``image_sizes`` ((height, width) per image), F-LMM ``meta_data`` (``ori_shape`` as the
-NeXT processor writes it, ``original_shape`` as LLaVA-1.5's and this library's do, or
-``image_shape`` / ``scale_factor`` when they give whole numbers) and raw images. All present must
-agree. A size is taken only when some source states it: pixels show the content's shape, not its
-resolution, so an image with no size is refused with what its pixels do show. Stated sizes are
-checked against the pixels, which is where a ``(width, height)`` swap shows.
+The core merges ``image_sizes``, ``meta_data['original_shape']`` and raw images. F-LMM's NeXT
+processor writes the original size as ``meta_data['ori_shape']`` and records the canvas
+(``padded_shape``) and its padding; those are read and checked here, as is what the pixels show:
+the tile count and where the canvas padding is (the processor pads with one exact value, so
+every pixel the geometry calls padding must hold it). That is where a ``(width, height)`` swap
+shows. A size is taken only when some source states it: pixels show the content's shape, not
+its resolution, so an image with no size is refused with what its pixels do show.
 """
 
 from __future__ import annotations
@@ -14,24 +15,23 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from vlm_adapters.samples import image_sizes, meta_list, size_pair
 
-from vlm_adapters import FixedSpec, ImageShapeError, MissingInputError
+from vlm_adapters import ImageShapeError, MissingInputError
+from vlm_adapters.errors import ImageSizeError
 from vlm_adapters.geometry import Size
-from vlm_adapters.spec import SpecBase
+from vlm_adapters.normalize.sizes import read_meta, size_pair
 
 from .evidence import fits, layouts_seen
 from .layout import best_canvas, content_on_canvas
 from .spec import AnyresSpec
 
-META_TOLERANCE = 2.0
-"""Pixels by which a ``meta_data``'s recorded padding may differ from the stock layout (research
-processors truncate where transformers rounds)."""
-
 SIZE_FIX = "store image_sizes as (height, width) per image, in image order (PIL's image.size is (width, height))"
+META_TOLERANCE = 1.0
+"""Canvas pixels by which a ``meta_data``'s recorded padding may differ from the stock layout."""
+PADDING_KEYS = ("before_height", "after_height", "before_width", "after_width")
 
 
-class SwappedImageSizeError(ImageShapeError):
+class SwappedImageSizeError(ImageSizeError):
     """A size given as ``(width, height)``: the pixels fit the swapped size and not the given one."""
 
 
@@ -46,64 +46,37 @@ class UnknownImageSizeError(MissingInputError):
         super().__init__(problem, found=found, expected=expected, fix=fix)
 
 
-def _meta_size(meta: Any, where: str) -> Size | None:
-    """The original size a ``meta_data`` entry states, if it states one."""
-    if not isinstance(meta, Mapping):
-        raise ImageShapeError(
-            f"{where} is not a dict", found=type(meta).__name__, expected="an F-LMM meta_data dict", fix=SIZE_FIX
-        )
-    for key in ("original_shape", "ori_shape"):
-        if meta.get(key) is not None:
-            return size_pair(meta[key], f"{where}['{key}']")
-    shape, scale = meta.get("image_shape"), meta.get("scale_factor")
-    if shape is not None and scale is not None:
-        h, w = (float(v) for v in (shape["height"], shape["width"]))
-        sh, sw = (float(v) for v in (scale if not isinstance(scale, (int, float)) else (scale, scale)))
-        oh, ow = h / sh, w / sw
-        if abs(oh - round(oh)) < 1e-6 and abs(ow - round(ow)) < 1e-6:
-            return round(oh), round(ow)
-    return None
+def _metas(sample: Mapping[str, Any]) -> list[Any]:
+    metas = sample.get("meta_datas", sample.get("meta_data"))
+    return [] if metas is None else list(metas) if isinstance(metas, (list, tuple)) else [metas]
 
 
-def stated_sizes(sample: Mapping[str, Any], count: int, raw_sizes: list[Size] | None) -> list[Size | None]:
-    """Each image's size from every source in the sample; sources must agree and cover every image."""
-    sources: dict[str, list[Size | None]] = {}
-    if sample.get("image_sizes") is not None:
-        sources["image_sizes"] = list(image_sizes(sample["image_sizes"]))
-    metas = meta_list(sample)
-    if metas is not None:
-        sources["meta_data"] = [_meta_size(m, f"meta_data[{i}]") for i, m in enumerate(metas)]
-    if raw_sizes is not None:
-        sources["the raw images"] = list(raw_sizes)
-    for name, sizes in sources.items():
-        if len(sizes) != count:
-            raise ImageShapeError(
-                f"{name} does not give one size per image",
-                found=f"{len(sizes)} size(s) for {count} image(s)",
-                expected=f"{count}",
-                fix="keep the size fields aligned with the images (a collate may have dropped or merged them)",
+def with_ori_shape(sample: Mapping[str, Any], sizes: list[Size | None] | None, count: int) -> list[Size | None]:
+    """The core's merged sizes, completed (and checked) with F-LMM's ``meta_data['ori_shape']``."""
+    merged: list[Size | None] = list(sizes) if sizes is not None else [None] * count
+    metas = _metas(sample)
+    for i, meta in enumerate(metas):
+        if not isinstance(meta, Mapping) or meta.get("ori_shape") is None or i >= len(merged):
+            continue
+        stated = size_pair(meta["ori_shape"], f"meta_data[{i}]['ori_shape']")
+        if merged[i] is not None and merged[i] != stated:
+            raise ImageSizeError(
+                f"image {i}: meta_data's ori_shape disagrees with the other sizes",
+                found={"ori_shape": stated, "image_sizes / original_shape / raw image": merged[i]},
+                expected="one (height, width) for the image",
+                fix="drop the stale field; sizes are (height, width) of the original image",
             )
-    merged: list[Size | None] = []
-    for i in range(count):
-        given = {name: sizes[i] for name, sizes in sources.items() if sizes[i] is not None}
-        if len(set(given.values())) > 1:
-            raise ImageShapeError(
-                f"the sources disagree on the size of image {i}",
-                found=given,
-                expected="one (height, width) from every source",
-                fix=SIZE_FIX,
-            )
-        merged.append(next(iter(given.values()), None))
+        merged[i] = stated
     return merged
 
 
-def require_sizes(spec: SpecBase, sizes: list[Size | None], stacks: list[torch.Tensor] | None) -> list[Size]:
+def require_sizes(spec: AnyresSpec, sizes: list[Size | None], stacks: list[torch.Tensor] | None) -> list[Size]:
     """Every image's size; an image with none is refused, naming what its pixels show."""
     missing = [i for i, s in enumerate(sizes) if s is None]
     if not missing:
         return [s for s in sizes if s is not None]
     i = missing[0]
-    candidates = layouts_seen(spec, stacks[i]) if stacks is not None else []
+    candidates = layouts_seen(spec, stacks[i]) if stacks is not None and i < len(stacks) else []
     raise UnknownImageSizeError(
         f"the original size of image {i} is not in the sample",
         found="no image_sizes, no meta_data with the original shape, no raw image",
@@ -113,7 +86,7 @@ def require_sizes(spec: SpecBase, sizes: list[Size | None], stacks: list[torch.T
     )
 
 
-def check_against_pixels(spec: SpecBase, sizes: Sequence[Size], stacks: Sequence[torch.Tensor]) -> None:
+def check_against_pixels(spec: AnyresSpec, sizes: Sequence[Size], stacks: Sequence[torch.Tensor]) -> None:
     """Refuse a size the pixels contradict; name a ``(width, height)`` swap when the swap fits."""
     for i, (size, stack) in enumerate(zip(sizes, stacks, strict=True)):
         if fits(spec, size, stack) is not False:
@@ -126,62 +99,36 @@ def check_against_pixels(spec: SpecBase, sizes: Sequence[Size], stacks: Sequence
                 expected="(height, width)",
                 fix=SIZE_FIX,
             )
-        raise ImageShapeError(
+        raise ImageSizeError(
             f"the pixels of image {i} are not the processed form of an image of its size",
-            found=f"size {size} and pixels {tuple(stack.shape)} whose padding (or tile count) differs",
+            found=f"size {size} and {stack.shape[0]} tiles whose canvas padding differs from that size's",
             expected=f"the stock processor's output for a {size[0]}x{size[1]} image",
-            fix="keep image_sizes aligned with pixel_values, or pass the raw images under 'images'",
+            fix="keep image_sizes aligned with pixel_values, or pass the raw images under 'image'",
         )
 
 
-def swap_explains_counts(spec: SpecBase, sizes: Sequence[Size], count: int, tiles: Any) -> Size | None:
-    """For a flat tile stack whose length the sizes do not explain: a size whose swap would."""
-    for size in sizes:
-        swapped = [(s[1], s[0]) if s == size else s for s in sizes]
-        if sum(tiles(swapped)) == count and size != (size[1], size[0]):
-            return size
-    return None
-
-
-def _recorded(meta: Mapping[str, Any]) -> tuple[Size | None, tuple[float, ...] | None]:
-    """``padded_shape`` and ``padding`` (top, bottom, left, right) as a ``meta_data`` records them."""
-    padded, pad = meta.get("padded_shape"), meta.get("padding")
-    shape = None if not padded else (int(padded["height"]), int(padded["width"]))
-    keys = ("before_height", "after_height", "before_width", "after_width")
-    return shape, None if not pad else tuple(float(pad[k]) for k in keys)
-
-
-def check_meta_layout(spec: SpecBase, metas: Sequence[Any] | None, sizes: Sequence[Size]) -> None:
-    """Refuse a ``meta_data`` whose padding is not the stock layout for its image (e.g. stretched
-    pixels, or pixels padded for another canvas); sizes are checked in :func:`stated_sizes`."""
-    for i, (meta, size) in enumerate(zip(metas or [], sizes, strict=False)):
-        shape, pad = _recorded(meta)
-        want: tuple[float, ...]
-        if isinstance(spec, AnyresSpec):
-            canvas = best_canvas(size, [list(p) for p in spec.grid_pinpoints])
-            top, left, nh, nw = content_on_canvas(size, canvas)
-            expected, want = canvas, (top, canvas[0] - nh - top, left, canvas[1] - nw - left)
-        elif isinstance(spec, FixedSpec):
-            (view,) = spec.geometry(size).views
-            p = view.padding
-            expected, want = view.input_size, (p.top, p.bottom, p.left, p.right)
-        else:
-            continue
-        if shape is not None and isinstance(spec, AnyresSpec) and shape != expected:
+def check_meta_layout(spec: AnyresSpec, sample: Mapping[str, Any], sizes: Sequence[Size]) -> None:
+    """Refuse a ``meta_data`` whose canvas or padding is not the processor's for its image (F-LMM's NeXT
+    processor records both, in canvas pixels)."""
+    metas = read_meta(sample) or []
+    for i, (meta, size) in enumerate(zip(metas, sizes, strict=False)):
+        canvas = best_canvas(size, [list(p) for p in spec.grid_pinpoints])
+        if meta.padded_shape is not None and tuple(meta.padded_shape) != canvas:
             raise ImageShapeError(
                 f"meta_data[{i}] records a canvas the processor does not pick for this image",
-                found=f"padded_shape {shape} for a {size[0]}x{size[1]} image",
-                expected=f"{expected} (the best grid pinpoint)",
+                found=f"padded_shape {tuple(int(v) for v in meta.padded_shape)} for a {size[0]}x{size[1]} image",
+                expected=f"{canvas} (the best grid pinpoint)",
                 fix="re-process the image with the checkpoint's own processor (its image_grid_pinpoints)",
             )
+        top, left, nh, nw = content_on_canvas(size, canvas)
+        want = (top, canvas[0] - nh - top, left, canvas[1] - nw - left)
         if (
-            pad is not None
-            and shape == expected
-            and max(abs(a - b) for a, b in zip(pad, want, strict=True)) > META_TOLERANCE
+            meta.padding is not None
+            and max(abs(a - b) for a, b in zip(meta.padding, want, strict=True)) > META_TOLERANCE
         ):
             raise ImageShapeError(
-                f"meta_data[{i}] padding is not what the processor does for this image",
-                found=f"padding (top, bottom, left, right) {pad}",
-                expected=f"about {tuple(round(v, 1) for v in want)}",
-                fix="re-process the images with the checkpoint's own processor, or pass them raw under 'images'",
+                f"meta_data padding of image {i} is not what the processor does for this image",
+                found=f"padding (top, bottom, left, right) {meta.padding}",
+                expected=f"{want} on the {canvas[0]}x{canvas[1]} canvas",
+                fix="re-process the images with the checkpoint's own processor, or pass them raw under 'image'",
             )

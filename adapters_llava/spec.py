@@ -97,6 +97,11 @@ class AnyresSpec(SpecBase):
         canvas = best_canvas(image_size, [list(pin) for pin in self.grid_pinpoints])
         return 1 + (canvas[0] // self.tile_size) * (canvas[1] // self.tile_size)
 
+    def tiles_of(self, geometry: ImageGeometry) -> int:
+        """Tower inputs of an image laid out by :meth:`geometry` (base + canvas tiles) or by
+        :meth:`single_view_geometry` (one)."""
+        return self.num_tiles(geometry.original_size) if geometry.views[0].name == "base" else 1
+
     def base_view(self, image_size: Size) -> View:
         """The whole image stretched to one tile; the features cover its first ``covered`` pixels."""
         h, w = image_size
@@ -187,6 +192,11 @@ class CenterCropSpec(SpecBase):
     shortest_edge: PositiveInt
     crop_size: tuple[PositiveInt, PositiveInt]
     patch_size: PositiveInt
+
+    @property
+    def image_size(self) -> Size:
+        """The tower input: the crop."""
+        return self.crop_size
 
     @property
     def token_grid(self) -> Size:

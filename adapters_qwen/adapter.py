@@ -85,11 +85,16 @@ class QwenAdapter(BackboneAdapter):
         return resolve_qwen_images(self, images)
 
     def expand_image_tokens(
-        self, ids: torch.Tensor, companions: Mapping[str, torch.Tensor], counts: Sequence[int], name: str
+        self,
+        ids: torch.Tensor,
+        companions: Mapping[str, torch.Tensor],
+        counts: Sequence[int],
+        name: str,
+        geometries: Sequence[ImageGeometry] = (),
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], bool]:
         """The core expansion, after refusing video tokens (``normalize`` takes still images)."""
         check_token_kinds(ids, self.spec)
-        return super().expand_image_tokens(ids, companions, counts, name)
+        return super().expand_image_tokens(ids, companions, counts, name, geometries)
 
     def token_count_error(self, lengths: list[int], counts: Sequence[int], name: str) -> VisionInputError:
         return diagnose(lengths, counts, self.spec, name)

@@ -55,9 +55,14 @@ print("HEAVY", heavy, file=sys.stderr)
 
 @pytest.mark.parametrize("argv", [["--help"], ["--version"], ["list"], ["list", "--json"], ["run", "--help"]])
 def test_fast_commands_import_no_model_code(argv: list[str]) -> None:
-    """help, version and list read entry points and adapter refs only: no torch, no plugin adapter modules."""
+    """help, version and list read entry points and adapter refs only: no torch, no plugin adapter modules.
+
+    Run with the plugins that register ``AdapterRef``s and light spec kinds (qwen, deepseek); a
+    plugin whose entry-point module or spec kinds import transformers brings torch back to ``list``.
+    """
+    env = {**os.environ, "VLM_ADAPTERS_PLUGINS": "qwen,deepseek"}
     done = subprocess.run(
-        [sys.executable, "-c", STARTUP_PROBE.format(argv=argv)], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", STARTUP_PROBE.format(argv=argv)], capture_output=True, text=True, timeout=300, env=env
     )
     assert "HEAVY []" in done.stderr, done.stderr
 

@@ -7,6 +7,8 @@ tile row). Two token layouts run the whole :class:`AdapterContract`, unmodified:
 (one run, a newline token with the image token id ending each tile row, ``row_separators=1``)
 and ``markers`` (every view its own run, a marker token between runs). The plugin's check of
 the processor's pixels against every view's box runs on every size of the kit's layout check.
+Dataset samples go through the core's one ``normalize`` (the plugin supplies only its layout's
+steps), checked with the kit's bad-input corpus.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from vlm_adapters.geometry import Box, ImageGeometry, Padding
 from vlm_adapters.registry import Registry, reset_registry
 from vlm_adapters.spec import spec_from_json
 from vlm_adapters.testing import AdapterContract, sample_from_batch, smooth_image
+from vlm_adapters.testing.corpus import run_corpus
 
 VIEW_TOLERANCE = 0.01
 """Mean |difference| (0..1 pixel units) allowed between a view's processed pixels and the original
@@ -171,6 +174,15 @@ def test_placeholder_prompts_expand_only_where_the_layout_is_one_run(tiled: Tile
     again = tiled.normalize(short)
     assert torch.equal(again.input_ids, batch.input_ids)
     assert again.geometries == batch.geometries
+
+
+def test_bad_input_corpus(tiled: TiledLlavaAdapter) -> None:
+    """Every single mutation of every sample format in the kit's corpus, through the core's one
+    ``normalize`` and this plugin's steps: refused with a typed error, or accepted as a consistent
+    batch the stock model runs; nothing crashes, nothing wrong slips through."""
+    report = run_corpus(tiled, tiled.load_model(seed=0), chains=0)
+    assert not report.failures, report.describe()
+    assert report.counts["refused"] > 200 and report.counts["accepted"] > 20
 
 
 def test_marker_layout_runs_the_stock_llava_model() -> None:

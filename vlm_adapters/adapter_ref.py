@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class AdapterRef:
-    """``register(AdapterRef("my_backbone", "my_plugin.adapter:MyAdapter", ("my_type",), "fixed"))``."""
+    """``register(AdapterRef("my_vl", "my_plugin.adapter:MyAdapter", ("my_vl",), spec_kind="my_kind"))``."""
 
     name: str
     target: str

@@ -80,3 +80,38 @@ def expand_placeholders(
                 fix=f"build {key} from the same tokenization as input_ids",
             )
     return (ids if repeats is None else ids.repeat_interleave(repeats)), out, repeats is not None
+
+
+def splice_placeholders(
+    ids: torch.Tensor,
+    companions: Mapping[str, torch.Tensor],
+    positions: Sequence[int],
+    replacements: Sequence[torch.Tensor],
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Replace the token at each of ``positions`` (one placeholder per image, in order) by the ids of
+    ``replacements`` (the processor's text for that image, tokenized), for prompt formats that write
+    more than image tokens per image (wrappers, markers). Companions of ``ids``'s length repeat the
+    placeholder's value over its replacement; companions of the final length are kept."""
+    lengths = torch.ones_like(ids, dtype=torch.long)
+    pieces: list[torch.Tensor] = []
+    start = 0
+    for at, new in zip(positions, replacements, strict=True):
+        pieces += [ids[start:at], new.to(ids.dtype)]
+        lengths[at] = new.numel()
+        start = at + 1
+    pieces.append(ids[start:])
+    out_ids = torch.cat(pieces)
+    out: dict[str, torch.Tensor] = {}
+    for key, seq in companions.items():
+        if seq.numel() == out_ids.numel():
+            out[key] = seq
+        elif seq.numel() == ids.numel():
+            out[key] = seq.repeat_interleave(lengths)
+        else:
+            raise TokenCountError(
+                f"{key} is not aligned with input_ids",
+                found=f"{seq.numel()} entries",
+                expected=f"one per token: {ids.numel()} (or {out_ids.numel()} expanded)",
+                fix=f"build {key} from the same tokenization as input_ids",
+            )
+    return out_ids, out

@@ -352,8 +352,12 @@ def draw_overlays(
     from .overlay import Panel, contact_sheet, overlay_figure, save_png, value_range
 
     pixels = out.to_image(word_maps, image=0).float().cpu().numpy()  # [words, H, W]
-    panels = [Panel(f'"{w.text}"', pixels[k]) for k, w in enumerate(plan.words)]
-    whole = Panel(f'"{plan.args.text}" (all words)', out.to_image(all_maps, image=0).float().cpu().numpy())
+    text = plan.args.text
+    labels = [
+        f'"{w.text}"' + (f" (characters {w.start}:{w.end})" if text.count(w.text) > 1 else "") for w in plan.words
+    ]
+    panels = [Panel(label, pixels[k]) for k, label in enumerate(labels)]
+    whole = Panel(f'"{text}" (all words)', out.to_image(all_maps, image=0).float().cpu().numpy())
     scale = value_range([*panels, whole]) if plan.args.shared_scale else None
     heading = figure_heading(plan)
     save_png(overlay_figure(image, whole, heading, plan.style, scale), folder / "overlay_all.png")

@@ -1,7 +1,7 @@
 """Offline tiny factories: tokenizers (and through adapters, processors and models) with no hub.
 
-Tests and the default CLI run build everything here: a byte-level BPE tokenizer (the kind real
-Qwen and DeepSeek checkpoints ship) trained with the ``tokenizers`` library on a small corpus
+Tests and the default CLI run build everything here: a byte-level BPE tokenizer (the kind
+released VLM checkpoints mostly ship) trained with the ``tokenizers`` library on a small corpus
 shipped in the package, wrapped in ``PreTrainedTokenizerFast``; the stock image processor; and a
 random-weight model from a few-layer config. ``save_pretrained`` / ``from_pretrained`` on a
 local folder round-trips all of them, so the real-checkpoint path is the same code.
@@ -59,6 +59,7 @@ def tiny_factory(adapter_cls: type[BackboneAdapter]) -> TinyFactory:
         )
     return adapter_cls
 
+
 BASIC_WORDS: tuple[str, ...] = tuple(
     """
     a an the and or of on in at to with from by for is are was be this that it its there here what
@@ -114,7 +115,7 @@ def build_tokenizer(
 ) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer whose ids start with ``special_tokens`` (in order).
 
-    Like the real Qwen and DeepSeek tokenizers it has no unknown token: any text, Unicode
+    Like most released VLM tokenizers it has no unknown token: any text, Unicode
     included, is encoded as bytes, and a word after a space is a different token (``Ġred``).
     ``words`` are added to the training text, so they become whole tokens. ``extra_attributes``
     become named special tokens (e.g. ``{"image_token": "<|image_pad|>"}``) so stock processors

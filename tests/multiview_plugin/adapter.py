@@ -1,33 +1,28 @@
 """``TiledLlavaAdapter``: the synthetic global-view-plus-tiles family as a vlm-adapters backbone.
 
 It reads the ``global_tiles`` spec from the config and the processor (and refuses them when
-they disagree), builds tiny offline fixtures for both token layouts (variants ``newline`` and
-``markers``), and turns dataset samples into model inputs with the core's helpers.
+they disagree) and builds tiny offline fixtures for both token layouts (variants ``newline`` and
+``markers``). Dataset samples go through the core's one ``normalize``; this adapter supplies
+only its steps: how its views are stacked in ``pixel_values`` and, with markers, that every view
+is a run of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
+from PIL import Image
 from transformers import CLIPVisionConfig, LlamaConfig, LlavaImageProcessor, PretrainedConfig
 from transformers.processing_utils import ProcessorMixin
-from vlm_adapters.samples import image_sizes, require_mapping
 
-from vlm_adapters import (
-    BackboneAdapter,
-    ImageShapeError,
-    MissingInputError,
-    SpecError,
-    TokenCountError,
-    VisionBatch,
-    VisionInputError,
-)
-from vlm_adapters.geometry import Size
-from vlm_adapters.images import image_size, is_raw_image, to_pil
-from vlm_adapters.placeholders import COMPANION_KEYS, expand_placeholders
+from vlm_adapters import BackboneAdapter, ImageShapeError, SpecError, TokenCountError, VisionInputError
+from vlm_adapters.geometry import ImageGeometry
+from vlm_adapters.normalize import PixelForm, PixelView, ResolvedImages, SampleImages
+from vlm_adapters.normalize.crosscheck import check_padding_visible
+from vlm_adapters.normalize.resolve import geometries_from_sizes, stack_images
 from vlm_adapters.tiny import build_tokenizer
 
 from .model import MODEL_TYPE, TiledLlavaConfig
@@ -133,11 +128,13 @@ class TiledLlavaAdapter(BackboneAdapter):
                 raise SpecError(f"processor {what} {found!r} does not match the config's {expected!r}")
         marker = processor.tokenizer.convert_tokens_to_ids(processor.view_marker)
         markers = processor.layout == "markers"
+        red, green, blue = (int(255 * m) for m in image_processor.image_mean)  # the processor pads with these
         return GlobalTilesSpec(
             image_token_id=config.image_token_id,
             image_token=processor.image_token,
             image_mean=_triple(image_processor.image_mean),
             image_std=_triple(image_processor.image_std),
+            background_color=(red, green, blue),
             view_size=side,
             patch_size=vision.patch_size,
             tile_grid=_pair(config.tile_grid),
@@ -152,92 +149,75 @@ class TiledLlavaAdapter(BackboneAdapter):
         assert isinstance(spec, GlobalTilesSpec)
         return spec
 
-    # --- dataset samples -----------------------------------------------------------------
-    def normalize(self, sample: Mapping[str, Any]) -> VisionBatch:
-        """A one-sample batch from a dataset dict.
-
-        ``input_ids`` expanded as the processor does (or, for the one-run ``newline`` layout, one
-        placeholder per image), ``pixel_values`` ``[images * views, 3, S, S]`` with
-        ``image_sizes``, or raw ``images``; optional ``attention_mask``, ``labels``, ``mask_ids``.
-        """
-        sample = require_mapping(sample)
-        if sample.get("input_ids") is None:
-            raise MissingInputError(
-                "the sample has no input_ids",
-                found=sorted(sample)[:12],
-                expected="input_ids (the processor's expanded prompt)",
-                fix="tokenize with adapter.prepare(images, texts)",
-            )
-        ids = _sequence(sample["input_ids"], "input_ids")
-        pixels, sizes = self._pixels(sample, ids)
-        geometries = [self.spec.geometry(s) for s in sizes]
-        counts = [n for g in geometries for n in g.run_lengths]
-        companions = {k: _sequence(sample[k], k) for k in COMPANION_KEYS if sample.get(k) is not None}
-
-        def mismatch(runs: list[int]) -> TokenCountError:
-            return TokenCountError(
-                "image tokens in input_ids do not match the images",
-                found=f"runs of {runs} tokens of id {self.spec.image_token_id}",
-                expected=f"runs of {counts} for {len(sizes)} image(s)"
-                + (", or one placeholder per image" if not self.tiles_spec.markers else ""),
-                fix="tokenize the prompt with the processor (adapter.prepare); do not cut sequences inside an image",
-            )
-
-        ids, extra, _ = expand_placeholders(
-            ids, companions, self.spec.image_token_id, counts, mismatch=mismatch, shared_runs=True
-        )
-        inputs = {"input_ids": ids[None], "attention_mask": extra.get("attention_mask", torch.ones_like(ids))[None]}
-        if "labels" in extra:
-            inputs["labels"] = extra["labels"][None]
-        if pixels is not None:
-            inputs["pixel_values"] = pixels
-        mask_ids = extra["mask_ids"][None] if "mask_ids" in extra else None
-        return self.finish_batch(inputs, [sizes], mask_ids)
-
-    def _pixels(self, sample: Mapping[str, Any], ids: torch.Tensor) -> tuple[torch.Tensor | None, list[Size]]:
-        """Every view's pixels and each image's original size, from raw images or processed pixels."""
+    # --- dataset samples: the core's normalize, with this layout's steps ---------------------
+    @property
+    def pixel_form(self) -> PixelForm:
+        """One ``pixel_values`` stack of ``S x S`` views: each image's global view, then its tiles."""
         spec = self.tiles_spec
-        if sample.get("images") is not None:
-            images = [sample["images"]] if is_raw_image(sample["images"]) else list(sample["images"])
-            pil = [to_pil(img, f"images[{i}]") for i, img in enumerate(images)]
-            out = self.processor(images=pil, text=[self.image_placeholder * len(pil)], return_tensors="pt")
-            return out["pixel_values"], [image_size(img) for img in images]
-        value = sample.get("pixel_values")
-        if value is None:
-            if (ids == spec.image_token_id).any():
-                raise MissingInputError(
-                    "input_ids hold image tokens but the sample has no images",
-                    found=f"{int((ids == spec.image_token_id).sum())} tokens of id {spec.image_token_id}",
-                    expected="pixel_values with image_sizes, or raw images under 'images'",
-                    fix="keep pixel_values in the sample (check the collate)",
-                )
-            return None, []
-        views = 1 + spec.tile_grid[0] * spec.tile_grid[1]
-        want = f"float [images * {views}, 3, {spec.view_size}, {spec.view_size}] (global view, then tiles)"
-        pixels = _tensor(value, "pixel_values", want)
-        if not pixels.is_floating_point() or tuple(pixels.shape[1:]) != (3, spec.view_size, spec.view_size):
+        side = (spec.view_size, spec.view_size)
+        return PixelForm(views={"pixel_values": PixelView(spec.image_mean, spec.image_std, side)})
+
+    @property
+    def global_view(self) -> PixelView:
+        """The global views alone: padded with the processor's background colour."""
+        return replace(self.pixel_form.views["pixel_values"], background=self.tiles_spec.background_color)
+
+    def process_images(self, images: list[Image.Image]) -> dict[str, torch.Tensor]:
+        """Every view of every raw image, as the processor makes them."""
+        processor: Any = self.processor
+        return processor.views(images)
+
+    def resolve_images(self, images: SampleImages) -> ResolvedImages:
+        """The stacked views; one image per ``views_per_image`` of them, its geometry from its size."""
+        given = images.processed.get("pixel_values")
+        if given is not None:
+            pixels = stack_images(given, "pixel_values", self.pixel_form)
+        else:
+            assert images.from_raw is not None  # the core resolves only samples with pixels or raw images
+            pixels = images.from_raw["pixel_values"]
+        views = self.tiles_spec.views_per_image
+        if pixels.shape[0] % views:
             raise ImageShapeError(
-                "pixel_values are not this backbone's views",
-                found=f"{pixels.dtype} {tuple(pixels.shape)}",
-                expected=want,
-                fix="use the processor's pixel_values as they are, or pass raw images under 'images'",
+                "pixel_values do not hold whole images",
+                found=f"{pixels.shape[0]} views",
+                expected=f"{views} views per image (the global view, then the tiles)",
+                fix="keep every view of every image, in order, as the processor returned them",
             )
-        if sample.get("image_sizes") is None:
-            raise MissingInputError(
-                "the original image sizes are missing",
-                found=f"pixel_values {tuple(pixels.shape)} and no image_sizes",
-                expected="image_sizes=[(height, width), ...], one per image",
-                fix="keep image_sizes in the sample: the padding and the tiles' boxes depend on it",
-            )
-        sizes = image_sizes(sample["image_sizes"])
-        if len(sizes) * views != pixels.shape[0]:
-            raise ImageShapeError(
-                "pixel_values and image_sizes disagree on the number of images",
-                found=f"{pixels.shape[0]} views for {len(sizes)} size(s)",
-                expected=f"{views} views per image",
-                fix="keep every view of every image, in order, and one size per image",
-            )
-        return pixels.float(), sizes
+        side = self.pixel_form.views["pixel_values"].size
+        geometries = geometries_from_sizes(self.spec, images.sizes, pixels.shape[0] // views, side)
+        if given is not None and images.from_raw is None:  # the declared sizes against the visible padding
+            global_views = [g.model_copy(update={"views": g.views[:1]}) for g in geometries]
+            check_padding_visible(pixels[::views], global_views, self.global_view, "pixel_values (global views)")
+        return ResolvedImages({"pixel_values": pixels}, geometries)
+
+    def pixel_cells(self, key: str, pixels: torch.Tensor, geometries: Sequence[ImageGeometry]) -> list[torch.Tensor]:
+        """Each image's views pooled to their token grids, one tensor per image."""
+        per_image = pixels.reshape(len(geometries), -1, *pixels.shape[1:])
+        pool = torch.nn.functional.adaptive_avg_pool2d
+        return [
+            torch.cat([pool(x.float(), v.token_grid).flatten(1) for x, v in zip(views, g.views, strict=True)], dim=1)
+            for views, g in zip(per_image, geometries, strict=True)
+        ]
+
+    def expand_image_tokens(
+        self, ids: torch.Tensor, companions: Mapping[str, torch.Tensor], counts: Sequence[int], name: str
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], bool]:
+        """The core's check, given each run: with markers every view is a run of its own."""
+        spec = self.tiles_spec
+        if spec.markers:
+            counts = [n // spec.views_per_image for n in counts for _ in range(spec.views_per_image)]
+        return super().expand_image_tokens(ids, companions, counts, name)
+
+    def token_count_error(self, lengths: list[int], counts: Sequence[int], name: str) -> VisionInputError:
+        if not self.tiles_spec.markers:
+            return super().token_count_error(lengths, counts, name)
+        return TokenCountError(
+            f"image tokens in {name} are not one run per view",
+            found=f"runs of {lengths} tokens of id {self.spec.image_token_id}",
+            expected=f"runs of {list(counts)}: every view of every image after its marker token",
+            fix="tokenize the prompt with the processor (adapter.prepare): a placeholder cannot be expanded into "
+            "views with markers between them",
+        )
 
 
 def _triple(values: Any) -> tuple[float, float, float]:
@@ -248,38 +228,6 @@ def _triple(values: Any) -> tuple[float, float, float]:
 def _pair(values: Any) -> tuple[int, int]:
     rows, cols = (int(v) for v in values)
     return rows, cols
-
-
-def _tensor(value: Any, key: str, expected: str) -> torch.Tensor:
-    """``value`` as a tensor; anything numpy cannot make a numeric array of is refused."""
-    if isinstance(value, torch.Tensor):
-        return value
-    try:
-        array = np.asarray(value)
-        if array.dtype.kind not in "biuf":
-            raise TypeError(f"dtype {array.dtype}")
-        return torch.as_tensor(array)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise VisionInputError(
-            f"{key} is not numeric",
-            found=f"{type(value).__name__} ({exc})",
-            expected=expected,
-            fix=f"pass {key} as a tensor",
-        ) from None
-
-
-def _sequence(value: Any, key: str) -> torch.Tensor:
-    """A 1-D long tensor from a 1-D or ``[1, S]`` integer sequence."""
-    seq = _tensor(value, key, "integers, [S] or [1, S]")
-    seq = seq[0] if seq.ndim == 2 and seq.shape[0] == 1 else seq
-    if seq.ndim != 1 or seq.is_floating_point() or seq.dtype == torch.bool:
-        raise VisionInputError(
-            f"{key} is not one sample's integer sequence",
-            found=f"{seq.dtype} {tuple(seq.shape)}",
-            expected="integers, [S] or [1, S]",
-            fix="normalize() takes one sample; batch several with adapter.collate(samples)",
-        )
-    return seq.long()
 
 
 def _tiny_tokenizer() -> Any:

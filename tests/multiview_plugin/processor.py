@@ -44,9 +44,9 @@ class TiledLlavaProcessor(ProcessorMixin):
         self.image_token_id = tokenizer.convert_tokens_to_ids(image_token)
         super().__init__(image_processor, tokenizer, chat_template=chat_template)
 
-    def _process_images(self, images: Any, **kwargs: Any) -> tuple[dict[str, torch.Tensor], list[str]]:
-        """``pixel_values`` ``[images * views, 3, S, S]`` (global view, then tiles in raster order)
-        and each image's expansion of the placeholder."""
+    def views(self, images: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
+        """``pixel_values`` ``[images * views, 3, S, S]``: each image's global view, then its tiles
+        in raster order."""
         images = make_flat_list_of_images(images)
         kwargs = {**kwargs, "return_tensors": "pt"}
         whole = self.image_processor(images, **kwargs)["pixel_values"]
@@ -55,9 +55,15 @@ class TiledLlavaProcessor(ProcessorMixin):
         stretch = {"do_pad": False, "do_center_crop": False, "size": {"height": rows * side_h, "width": cols * side_w}}
         canvas = self.image_processor(images, **{**kwargs, **stretch})["pixel_values"]
         tiles = rearrange(canvas, "n ch (r h) (c w) -> n (r c) ch h w", r=rows, c=cols)
-        pixel_values = torch.cat([whole[:, None], tiles], dim=1).flatten(0, 1)
+        return {"pixel_values": torch.cat([whole[:, None], tiles], dim=1).flatten(0, 1)}
+
+    def _process_images(self, images: Any, **kwargs: Any) -> tuple[dict[str, torch.Tensor], list[str]]:
+        """The views, and each image's expansion of the placeholder (counted from the views' pixels)."""
+        out = self.views(images, **kwargs)
+        pixels = out["pixel_values"]
+        side_h, side_w = pixels.shape[-2:]
         expansion = self._expansion(side_h // self.patch_size, side_w // self.patch_size)
-        return {"pixel_values": pixel_values}, [expansion] * len(images)
+        return out, [expansion] * (pixels.shape[0] // (1 + self.tile_grid[0] * self.tile_grid[1]))
 
     def _expansion(self, grid_h: int, grid_w: int) -> str:
         cells = self.image_token * (grid_h * grid_w)

@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 
 from vlm_adapters.fixed_spec import FixedSpec
 from vlm_adapters.geometry import Box, ImageGeometry, Size, View
-from vlm_adapters.spec import PositiveInt, SpecBase
+from vlm_adapters.spec import Color, PositiveInt, SpecBase
 
 
 class GlobalTilesSpec(SpecBase):
@@ -39,6 +39,8 @@ class GlobalTilesSpec(SpecBase):
     markers: bool = False
     """Every view is its own run of image tokens, after one marker token."""
     marker_token_id: int | None = None
+    background_color: Color = (0, 0, 0)
+    """RGB colour the global view is padded with."""
 
     @model_validator(mode="after")
     def _check(self) -> GlobalTilesSpec:
@@ -47,6 +49,10 @@ class GlobalTilesSpec(SpecBase):
         if self.markers and self.marker_token_id is None:
             raise ValueError("markers=True needs the marker_token_id")
         return self
+
+    @property
+    def views_per_image(self) -> int:
+        return 1 + self.tile_grid[0] * self.tile_grid[1]
 
     @property
     def token_grid(self) -> Size:

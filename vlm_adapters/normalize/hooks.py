@@ -72,9 +72,17 @@ class SampleHooks:
         return resolve_image_stacks(self.spec, self.pixel_form, images)
 
     def expand_image_tokens(
-        self, ids: torch.Tensor, companions: Mapping[str, torch.Tensor], counts: Sequence[int], name: str
+        self,
+        ids: torch.Tensor,
+        companions: Mapping[str, torch.Tensor],
+        counts: Sequence[int],
+        name: str,
+        geometries: Sequence[ImageGeometry] = (),
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], bool]:
-        """Keep expanded image tokens (``counts[i]`` for image ``i``) or expand one placeholder per image."""
+        """Keep expanded image tokens (``counts[i]`` for image ``i``) or expand one placeholder per image.
+
+        ``geometries`` are the images' layouts, for prompt formats whose expansion depends on more
+        than the count (markers per sub-image and per row of sub-images)."""
         return expand_placeholders(
             ids,
             companions,

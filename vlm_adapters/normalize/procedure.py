@@ -75,7 +75,11 @@ def normalize_sample(adapter: BackboneAdapter, sample: Mapping[str, Any]) -> Vis
     check_meta(sample, geometries)
     notes = list(resolved.notes)
     counts = [g.num_image_tokens for g in geometries]
-    ids, companions, expanded = fit_tokens(tokens, counts, adapter.expand_image_tokens)
+    ids, companions, expanded = fit_tokens(
+        tokens,
+        counts,
+        lambda ids, comp, counts, name: adapter.expand_image_tokens(ids, comp, counts, name, geometries=geometries),
+    )
     if expanded:
         note = f"input_ids had one placeholder per image; expanded to {counts} tokens"
         notes.append(note)

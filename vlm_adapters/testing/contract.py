@@ -387,9 +387,7 @@ class AdapterContract:
             samples.append(sample_from_batch(adapter.prepare([images], [text])))
         singles = [adapter.normalize(s) for s in samples]
         batched = lmm(
-            concat_batches(
-                singles, adapter.pad_token_id, padding_side, adapter.sequence_keys, adapter.image_stack_keys
-            )
+            concat_batches(singles, adapter.pad_token_id, padding_side, adapter.sequence_keys, adapter.image_stack_keys)
         )
         for single, got in zip(singles, batched, strict=True):
             want = lmm(single)[0]

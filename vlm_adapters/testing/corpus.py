@@ -419,6 +419,7 @@ def apply_chain(
 ) -> tuple[Any, list[Mutation]]:
     """Apply the applicable mutations of ``chain`` in order; returns the sample and those applied."""
     applied = []
+    touched: set[str] = set()
     current: Any = sample
     for mutation in chain:
         if not isinstance(current, dict):
@@ -427,9 +428,15 @@ def apply_chain(
             result = mutation.apply(current, adapter, rng)
         except Exception:  # a mutation that cannot act on what an earlier one left: not applicable
             result = None
-        if result is not None:
-            current = result
-            applied.append(mutation)
+        if result is None:
+            continue
+        changed = {k for k in current.keys() | (result.keys() if isinstance(result, dict) else set())}
+        changed = {k for k in changed if not isinstance(result, dict) or current.get(k) is not result.get(k)}
+        if changed & touched:
+            continue  # a second mutation of the same field would overwrite (and so undo) the first
+        touched |= changed
+        current = result
+        applied.append(mutation)
     return current, applied
 
 

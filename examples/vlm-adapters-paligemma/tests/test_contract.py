@@ -78,3 +78,18 @@ def test_suffix_samples_keep_their_token_types(adapter) -> None:
     assert torch.equal(again.inputs["token_type_ids"], stock["token_type_ids"])
     with pytest.raises(MissingInputError, match="token_type_ids"):
         adapter.normalize(without)
+
+
+def test_bad_input_corpus(adapter) -> None:
+    """The kit's corpus: every mutation of every research format is refused with a VisionInputError
+    or accepted as a batch the stock forward runs on.
+
+    Except one the pixels cannot show: a stretch to a square has no padding, so a (width, height)
+    swap of the declared size leaves the same pixels, and nothing in the sample tells the two apart.
+    """
+    from vlm_adapters.testing.corpus import run_corpus
+
+    report = run_corpus(adapter, adapter.load_model(seed=0), chains=100)
+    undecidable = [o for o in report.failures if o.mutations == ("sizes_swapped",) and o.base != "raw"]
+    assert [o for o in report.failures if o not in undecidable] == [], report.describe()
+    assert report.counts["refused"] > 200

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-import numpy as np
 import torch
 from transformers import (
     GemmaConfig,
@@ -31,21 +30,11 @@ from transformers import (
     SiglipVisionConfig,
 )
 from transformers.processing_utils import ProcessorMixin
-from vlm_adapters.samples import image_sizes, meta_list, require_mapping, size_pair
 
-from vlm_adapters import (
-    BackboneAdapter,
-    FixedSpec,
-    ImageShapeError,
-    MissingInputError,
-    PatchMatrixAsImageError,
-    SpecError,
-    TokenCountError,
-    VisionBatch,
-    VisionInputError,
-)
+from vlm_adapters import BackboneAdapter, FixedSpec, MissingInputError, SpecError, VisionBatch, VisionInputError
 from vlm_adapters.geometry import ImageGeometry, Size
-from vlm_adapters.images import image_size, is_raw_image, to_pil
+from vlm_adapters.normalize import require_mapping
+from vlm_adapters.normalize.ids import read_sequence
 from vlm_adapters.placeholders import expand_placeholders
 from vlm_adapters.tiny import BASIC_WORDS, build_tokenizer
 
@@ -182,135 +171,47 @@ class PaliGemmaAdapter(BackboneAdapter):
 
     # --- dataset samples -----------------------------------------------------------------
     def normalize(self, sample: Mapping[str, Any]) -> VisionBatch:
-        """A one-sample batch from a research-dataset dict.
-
-        Keys: ``input_ids`` (expanded, or one ``<image>`` per image), ``token_type_ids`` (or
-        ``labels`` with -100 on the prefix, which is how the processor derives them),
-        ``pixel_values`` (``[3, S, S]``, ``[B, 3, S, S]`` or a list) with ``image_sizes`` or
-        ``meta_data``, or raw ``images``; optional ``attention_mask`` and ``mask_ids``.
-        """
+        """The core ``normalize`` (one policy for ids, sizes, pixels), plus PaliGemma's ``token_type_ids``:
+        taken as given, or recovered from ``labels`` (-100 on the prefix, as the processor writes
+        them), expanded with the ids, and refused when neither is there."""
         sample = require_mapping(sample)
-        spec = self.fixed
-        if sample.get("input_ids") is None:
-            raise MissingInputError(
-                "sample has no input_ids", found=sorted(sample)[:12], expected="input_ids", fix="tokenize the prompt"
+        types = self._token_types(sample)
+        batch = super().normalize({k: v for k, v in sample.items() if k != "token_type_ids"})
+        final = batch.input_ids[0]
+        if types.numel() != final.numel():  # one placeholder per image: expand alongside the ids
+            ids = read_sequence(sample["input_ids"], "input_ids")
+            counts = [g.num_image_tokens for g in batch.geometries[0]]
+            _, aligned, _ = expand_placeholders(
+                ids,
+                {"token_type_ids": types},
+                self.fixed.image_token_id,
+                counts,
+                mismatch=lambda runs: self.token_count_error(runs, counts, "input_ids"),
+                shared_runs=True,
             )
-        ids = _row(sample["input_ids"], "input_ids")
-        companions = {k: _row(sample[k], k) for k in ("attention_mask", "mask_ids") if sample.get(k) is not None}
-        companions["token_type_ids"] = self._token_types(sample, ids)
-        raw = sample.get("images")
-        raw_list = None if raw is None else ([raw] if is_raw_image(raw) else list(raw))
-        if sample.get("pixel_values") is not None:
-            pixels = self._check_pixels(sample["pixel_values"])
-        elif raw_list:
-            pixels = self.processor.image_processor(images=[to_pil(i) for i in raw_list], return_tensors="pt")[
-                "pixel_values"
-            ]
-        else:
-            raise MissingInputError(
-                "the sample has no images",
-                found=f"{int((ids == spec.image_token_id).sum())} image tokens and no pixel_values or images",
-                expected="pixel_values (with image_sizes or meta_data) or raw images under 'images'",
-                fix="keep pixel_values in the sample (check the collate), or pass the decoded images",
-            )
-        sizes = self._sizes(sample, len(pixels), raw_list)
-        ids, aligned, _ = expand_placeholders(
-            ids,
-            companions,
-            spec.image_token_id,
-            [spec.num_image_tokens] * len(pixels),
-            mismatch=lambda runs: TokenCountError(
-                "image tokens in input_ids do not match the images",
-                found=f"runs of {runs} tokens of id {spec.image_token_id}",
-                expected=f"{spec.num_image_tokens} per image for {len(pixels)} image(s), or one placeholder each",
-                fix="tokenize with the checkpoint's processor, or keep one <image> per image",
-            ),
-            shared_runs=True,  # images come back to back at the start of the prompt
-        )
-        inputs = {
-            "input_ids": ids[None],
-            "attention_mask": aligned.get("attention_mask", torch.ones_like(ids))[None],
-            "token_type_ids": aligned["token_type_ids"][None],
-            "pixel_values": pixels,
-        }
-        mask_ids = aligned["mask_ids"][None] if "mask_ids" in aligned else None
-        return self.finish_batch(inputs, [sizes], mask_ids)
+            types = aligned["token_type_ids"]
+        batch.inputs["token_type_ids"] = types[None].to(final.device)
+        return batch
 
-    def _token_types(self, sample: Mapping[str, Any], ids: torch.Tensor) -> torch.Tensor:
+    def _token_types(self, sample: Mapping[str, Any]) -> torch.Tensor:
         if sample.get("token_type_ids") is not None:
-            return _row(sample["token_type_ids"], "token_type_ids")
+            types = read_sequence(sample["token_type_ids"], "token_type_ids")
+            if bool(((types != 0) & (types != 1)).any()):
+                raise VisionInputError(
+                    "token_type_ids are not 0/1",
+                    found=types.unique().tolist()[:8],
+                    expected="0 on the prompt (prefix), 1 on the answer (suffix)",
+                    fix="pass the processor's token_type_ids",
+                )
+            return types
         if sample.get("labels") is not None:
-            return (_row(sample["labels"], "labels") != -100).long()
+            return (read_sequence(sample["labels"], "labels") != -100).long()
         raise MissingInputError(
             "token_type_ids are missing, so the prefix is unknown",
-            found=f"keys {sorted(sample)[:12]}",
+            found=f"keys {sorted(map(str, sample))[:12]}",
             expected="token_type_ids (0 on the prompt, 1 on the answer) or labels (-100 on the prompt)",
             fix="keep the processor's token_type_ids: without them the model uses a causal mask over the prompt too",
         )
-
-    def _check_pixels(self, value: Any) -> torch.Tensor:
-        side = self.fixed.image_size[0]
-        want = f"float [images, 3, {side}, {side}]"
-        if isinstance(value, (list, tuple)):
-            value = torch.stack([v if torch.is_tensor(v) else torch.as_tensor(np.asarray(v)) for v in value])
-        pixels = torch.as_tensor(value)
-        pixels = pixels[None] if pixels.ndim == 3 else pixels
-        if not pixels.is_floating_point():
-            raise ImageShapeError(
-                "pixel_values are not normalised floats",
-                found=f"dtype {pixels.dtype}",
-                expected=want,
-                fix="pass raw images under 'images', or run them through the stock processor",
-            )
-        if pixels.ndim == 4 and tuple(pixels.shape[1:]) == (3, side, side):
-            return pixels
-        error = ImageShapeError
-        if pixels.ndim == 2 or pixels.shape[-1] % (3 * self.fixed.patch_size**2) == 0:
-            error = PatchMatrixAsImageError
-        raise error(
-            "pixel_values do not have the backbone's input shape",
-            found=tuple(pixels.shape),
-            expected=want,
-            fix=f"process the images with the checkpoint's processor ({side} px), or pass them raw under 'images'",
-        )
-
-    @staticmethod
-    def _sizes(sample: Mapping[str, Any], count: int, raw: list[Any] | None) -> list[tuple[int, int]]:
-        """Original sizes: the stretch is exact whatever they are, but maps go back onto them."""
-        if raw:
-            sizes = [image_size(i) for i in raw]
-        elif sample.get("image_sizes") is not None:
-            sizes = image_sizes(sample["image_sizes"])
-        elif (metas := meta_list(sample)) is not None:
-            sizes = [size_pair(m.get("original_shape"), f"meta_data[{i}]") for i, m in enumerate(metas)]
-        else:
-            raise MissingInputError(
-                "original image sizes are missing",
-                found=f"{count} image(s) and no image_sizes, meta_data or raw images",
-                expected="image_sizes=[(height, width), ...]",
-                fix="keep image_sizes in the sample: maps go back onto the original image",
-            )
-        if len(sizes) != count:
-            raise VisionInputError(
-                "one original size per image is needed",
-                found=f"{len(sizes)} size(s) for {count} image(s)",
-                expected=f"{count} (height, width) pairs",
-                fix="keep image_sizes aligned with pixel_values",
-            )
-        return sizes
-
-
-def _row(value: Any, key: str) -> torch.Tensor:
-    row = torch.as_tensor(np.asarray(value) if not torch.is_tensor(value) else value).long()
-    row = row[0] if row.ndim == 2 and row.shape[0] == 1 else row
-    if row.ndim != 1:
-        raise VisionInputError(
-            f"{key} is not one sample",
-            found=tuple(row.shape),
-            expected="[S] or [1, S]",
-            fix="normalize() takes one sample; batch several with adapter.collate(samples)",
-        )
-    return row
 
 
 def _triple(values: Any) -> tuple[float, float, float]:
