@@ -19,8 +19,9 @@ from transformers import PretrainedConfig, PreTrainedModel
 from transformers.processing_utils import ProcessorMixin
 from typing_extensions import Self
 
-from vlm_adapters import BackboneAdapter, ImageGeometry, SpecError, VisionBatch, VisionInputError
+from vlm_adapters import BackboneAdapter, ImageGeometry, SpecError, VisionBatch
 from vlm_adapters.normalize import ResolvedImages, SampleImages
+from vlm_adapters.placeholders import expand_placeholders
 
 from . import tiny
 from .checkpoint import build_gemma3_spec
@@ -141,11 +142,14 @@ class Gemma3Adapter(BackboneAdapter):
         name: str,
         geometries: Sequence[ImageGeometry] = (),
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], bool]:
-        """The core's check, per view: every view is its own run of image tokens."""
+        """The core's check, per view: every view is its own run of image tokens, and a mismatch
+        names each view's count."""
         if not counts:
             check_no_orphan_placeholders(ids, int(self.processor.tokenizer.boi_token_id), name)
-        per_view = self.gemma_spec.tokens_per_view
-        return super().expand_image_tokens(ids, companions, [per_view] * (sum(counts) // per_view), name)
-
-    def token_count_error(self, lengths: list[int], counts: Sequence[int], name: str) -> VisionInputError:
-        return view_runs_error(lengths, self.gemma_spec.tokens_per_view, len(counts), name)
+        return expand_placeholders(
+            ids,
+            companions,
+            self.gemma_spec.image_token_id,
+            [n for g in geometries for n in g.run_lengths],
+            mismatch=lambda lengths: view_runs_error(lengths, geometries, name),
+        )

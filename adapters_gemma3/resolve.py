@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from vlm_adapters import MissingInputError, TokenCountError, VisionInputError
+from vlm_adapters.adapter import describe_counts
 from vlm_adapters.geometry import ImageGeometry
 from vlm_adapters.normalize import ResolvedImages, SampleImages
 
@@ -86,16 +87,16 @@ def check_no_orphan_placeholders(ids: torch.Tensor, placeholder_id: int, name: s
         )
 
 
-def view_runs_error(lengths: list[int], per_view: int, views: int, name: str) -> TokenCountError:
-    """A count mismatch, said per view: Gemma 3 gives every view its own run of ``per_view`` tokens."""
-    problem = f"image tokens in {name} are not one run of {per_view} per view"
+def view_runs_error(lengths: list[int], geometries: Sequence[ImageGeometry], name: str) -> TokenCountError:
+    """A count mismatch, said per view: Gemma 3 gives every view its own run of image tokens."""
+    want = [n for g in geometries for n in g.run_lengths]
+    problem = f"image tokens in {name} are not one run per view"
     if not lengths:
         problem = f"{name} holds no image tokens (one <start_of_image> placeholder per image is not expandable)"
     return TokenCountError(
         problem,
         found=f"runs of {lengths} ({sum(lengths)} tokens)",
-        expected=f"runs of {[per_view] * views}: {per_view} tokens for each of the {views} views (each image, then "
-        "its crops)",
+        expected=f"runs of {want}: {describe_counts(geometries)}",
         fix="keep the processor's input_ids (it writes text and start/end tokens around every view, which cannot be "
         "re-derived from one <start_of_image> per image), with the same pan-and-scan setting as the pixels; do "
         "not truncate inside an image; or build the batch with adapter.prepare(images, texts)",

@@ -133,3 +133,22 @@ def test_softcapping_setting_changes_nothing_for_gemma3(config: Any, inputs: dic
     for layer, full in enumerate(ref.attentions):
         got = cap.attention[0, layer][:, : qv.numel()]
         torch.testing.assert_close(got, full[0][:, qv][:, :, kv], rtol=0, atol=ATOL)
+
+
+def test_default_queries_are_the_prompt_not_the_crop_sentence() -> None:
+    """With pan-and-scan the processor writes a sentence between an image's views; the default
+    queries skip it (it is no word of the prompt), so a shared prefix can end at the image."""
+    from adapters_gemma3 import Gemma3Adapter
+    from adapters_gemma3.adapter import PAN_AND_SCAN_VARIANT
+    from vlm_adapters.pipeline import FrozenLMM
+
+    adapter = Gemma3Adapter.from_tiny(PAN_AND_SCAN_VARIANT)
+    prompt = adapter.format_prompt("describe the red cat", answer="a cat on a chair")
+    batch = adapter.prepare([smooth_image(300, 1000, seed=1)], [prompt])
+    span = batch.image_token_positions[0][0]
+    ids = batch.input_ids[0]
+    inside = ids[int(span[0]) : int(span[-1]) + 1]
+    sentence = adapter.processor.tokenizer(" and here are some crops to help you see better", add_special_tokens=False)
+    assert int((inside != adapter.spec.image_token_id).sum()) > len(sentence["input_ids"])  # text between the views
+    queries = FrozenLMM(adapter.load_model(seed=0), adapter).default_queries(batch, 0)
+    assert torch.equal(queries, torch.arange(int(span[-1]) + 1, ids.numel()))

@@ -159,7 +159,7 @@ def test_a_wrong_token_count_names_every_view(on: Gemma3Adapter) -> None:
         on.normalize(short)
     message = str(info.value)
     assert "found runs of [256, 256, 255, 256]" in message
-    assert "expected runs of [256, 256, 256, 256]: 256 tokens for each of the 4 views" in message
+    assert "expected runs of [256, 256, 256, 256]: image 0: image 256 + crop_1 256 + crop_2 256 + crop_3 256" in message
 
 
 def test_one_placeholder_per_image_is_refused_not_guessed(off: Gemma3Adapter) -> None:
