@@ -268,14 +268,16 @@ class FrozenLMM:
         return self.adapter.prepare(images, texts)
 
     def default_queries(self, batch: VisionBatch, b: int) -> torch.Tensor:
-        """Every real text token after the first image of sample ``b`` (image tokens excluded)."""
+        """Every real text token after the first image of sample ``b``, each image's span excluded:
+        its image tokens and the markers between its runs (pan-and-scan crops, sub-images), which
+        belong to the image, not to the text."""
         ids = batch.input_ids[b]
         valid = batch.inputs["attention_mask"][b].bool() if "attention_mask" in batch.inputs else torch.ones_like(ids)
         positions = batch.image_token_positions[b]
         after = int(positions[0][0]) if positions else 0
         is_image = torch.zeros_like(valid)
         for p in positions:
-            is_image[p] = True
+            is_image[int(p[0]) : int(p[-1]) + 1] = True
         keep = valid & ~is_image
         keep[:after] = False
         return keep.nonzero().flatten()
