@@ -210,7 +210,9 @@ def test_default_queries_leave_the_markers_to_the_image() -> None:
     batch = adapter.prepare([images], [adapter.format_prompt("find the cat", num_images=2, answer="a cat")])
     queries = FrozenLMM(adapter.load_model(seed=0), adapter).default_queries(batch, 0)
     first, second = batch.image_token_positions[0]
-    markers = (batch.input_ids[0] == adapter.tiles_spec.marker_token_id).nonzero().flatten()
+    marker = adapter.tiles_spec.marker_token_id
+    assert marker is not None
+    markers = (batch.input_ids[0] == marker).nonzero().flatten()
     assert markers.numel() == 10 and int(queries.min()) > int(first[-1])
     inside = [int(m) for m in markers if int(first[0]) < m < int(first[-1]) or int(second[0]) < m < int(second[-1])]
     assert len(inside) == 8 and not set(inside) & set(queries.tolist())
