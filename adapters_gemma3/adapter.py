@@ -19,11 +19,12 @@ from transformers import PretrainedConfig, PreTrainedModel
 from transformers.processing_utils import ProcessorMixin
 from typing_extensions import Self
 
-from vlm_adapters import BackboneAdapter, ImageGeometry, SpecError, VisionBatch
+from vlm_adapters import BackboneAdapter, ImageGeometry, SpecError, VisionBatch, VisionInputError
+from vlm_adapters.normalize import ResolvedImages, SampleImages
 
 from . import tiny
 from .checkpoint import build_gemma3_spec
-from .normalize import normalize_sample
+from .resolve import check_no_orphan_placeholders, resolve_views, view_cells, view_runs_error
 from .spec import PanAndScanSpec
 
 PAN_AND_SCAN_VARIANT = "gemma3_pan_and_scan"
@@ -84,15 +85,11 @@ class Gemma3Adapter(BackboneAdapter):
         mask_ids: torch.Tensor | None = None,
         geometries: list[list[ImageGeometry]] | None = None,
     ) -> VisionBatch:
-        """The batch, with ``token_type_ids`` (re)computed by the stock processor from the final ids,
-        so the model's bidirectional image mask is always the one it was trained with.
-        ``geometries`` where already known (``normalize``), else :meth:`geometries_for`."""
+        """The core's batch, with ``token_type_ids`` (re)computed by the stock processor from the
+        final ids, so the model's bidirectional image mask is always the one it was trained with."""
         types = self.processor.create_mm_token_type_ids(inputs["input_ids"].tolist())
         inputs = {**inputs, "token_type_ids": torch.tensor(types, dtype=torch.long)}
-        if geometries is None:
-            geometries = self.geometries_for(inputs, original_sizes)
-        positions = [self.image_positions(inputs["input_ids"][b], geos, sample=b) for b, geos in enumerate(geometries)]
-        return VisionBatch(inputs=inputs, geometries=geometries, image_token_positions=positions, mask_ids=mask_ids)
+        return super().finish_batch(inputs, original_sizes, mask_ids=mask_ids, geometries=geometries)
 
     def process_views(self, images: list[Image.Image], pan_and_scan: bool) -> torch.Tensor:
         """Every view of raw images, as the processor makes them with this spec's crop settings
@@ -124,5 +121,31 @@ class Gemma3Adapter(BackboneAdapter):
             )
         return out
 
-    def normalize(self, sample: Mapping[str, Any]) -> VisionBatch:
-        return normalize_sample(self, sample)
+    # --- the backbone's steps of normalize --------------------------------------------------
+    def process_images(self, images: list[Image.Image]) -> dict[str, torch.Tensor]:
+        """The views of raw images under this processor's own crop setting."""
+        return {"pixel_values": self.process_views(images, pan_and_scan=self.gemma_spec.pan_and_scan.enabled)}
+
+    def resolve_images(self, images: SampleImages) -> ResolvedImages:
+        """Views in any research form, the crop layout fixed by the sizes (see :mod:`.resolve`)."""
+        return resolve_views(self, images)
+
+    def pixel_cells(self, key: str, pixels: torch.Tensor, geometries: Sequence[ImageGeometry]) -> list[torch.Tensor]:
+        return view_cells(pixels, geometries)
+
+    def expand_image_tokens(
+        self,
+        ids: torch.Tensor,
+        companions: Mapping[str, torch.Tensor],
+        counts: Sequence[int],
+        name: str,
+        geometries: Sequence[ImageGeometry] = (),
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], bool]:
+        """The core's check, per view: every view is its own run of image tokens."""
+        if not counts:
+            check_no_orphan_placeholders(ids, int(self.processor.tokenizer.boi_token_id), name)
+        per_view = self.gemma_spec.tokens_per_view
+        return super().expand_image_tokens(ids, companions, [per_view] * (sum(counts) // per_view), name)
+
+    def token_count_error(self, lengths: list[int], counts: Sequence[int], name: str) -> VisionInputError:
+        return view_runs_error(lengths, self.gemma_spec.tokens_per_view, len(counts), name)

@@ -13,8 +13,10 @@ views the sample holds, and refused otherwise, naming the candidates.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from vlm_adapters import AmbiguousGridError, MissingInputError, TokenCountError
+from vlm_adapters.errors import ImageSizeError
 from vlm_adapters.geometry import Size
 
 from .crops import CropBox, PanAndScan
@@ -36,17 +38,27 @@ def _setting(rule: PanAndScan, enabled: bool) -> str:
     )
 
 
+@dataclass(frozen=True)
+class CropLayout:
+    """Every image's crop boxes, under which setting, and a note when that was not the processor's."""
+
+    boxes: list[list[CropBox]]
+    pan_and_scan: bool
+    note: str | None = None
+
+
 def crops_per_image(
     rule: PanAndScan,
     sizes: Sequence[Size | None] | None,
     total_views: int,
     declared: Sequence[int] | None = None,
-) -> tuple[list[list[CropBox]], str | None]:
+) -> CropLayout:
     """The crop boxes of every image, and a note when the layout was recovered.
 
     ``total_views``: views the sample's pixels hold (whole images plus crops, all images);
     ``declared``: crops per image where the sample says (a per-image stack, ``num_crops``).
     """
+    _check_image_count(sizes, total_views, declared)
     if sizes is None or any(s is None for s in sizes):
         return _unknown_sizes(rule, sizes, total_views, declared)
     known = [s for s in sizes if s is not None]
@@ -62,7 +74,21 @@ def crops_per_image(
             f"the sample was made with {_setting(rule, chosen)}, not this processor's setting; its crops "
             f"{[len(b) for b in layouts[chosen]]} follow from the image sizes exactly"
         )
-    return layouts[chosen], note
+    return CropLayout(layouts[chosen], chosen, note)
+
+
+def _check_image_count(sizes: Sequence[Size | None] | None, total_views: int, declared: Sequence[int] | None) -> None:
+    """The sizes list one entry per image: no more than there are views, as many as declared counts."""
+    if sizes is None:
+        return
+    if len(sizes) > total_views or (declared is not None and len(declared) != len(sizes)):
+        raise ImageSizeError(
+            "the sizes do not list one entry per image",
+            found=f"{len(sizes)} size(s) for {total_views} view(s)"
+            + ("" if declared is None else f" of {len(declared)} image(s)"),
+            expected="one (height, width) per image (each image has 1 + its crops views)",
+            fix="keep image_sizes / meta_data aligned with the images, one entry each",
+        )
 
 
 def _fits(layout: list[list[CropBox]], total_views: int, declared: Sequence[int] | None) -> bool:
@@ -98,7 +124,7 @@ def _no_fit(
 
 def _unknown_sizes(
     rule: PanAndScan, sizes: Sequence[Size | None] | None, total_views: int, declared: Sequence[int] | None
-) -> tuple[list[list[CropBox]], str | None]:
+) -> CropLayout:
     """Without every original size no crop box is known; say what the views could be."""
     num_images = len(sizes) if sizes is not None else (len(declared) if declared is not None else None)
     counts = list(declared) if declared is not None else None

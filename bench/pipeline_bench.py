@@ -166,6 +166,10 @@ class PeakMemory:
         self._stop.set()
         self._thread.join()
 
+    def reset(self) -> None:
+        """Start a new peak from the current heap (for peaks over successive windows)."""
+        self.peak = self._read()
+
     @property
     def extra(self) -> int:
         return self.peak - self.base

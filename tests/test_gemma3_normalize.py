@@ -13,7 +13,9 @@ from adapters_gemma3 import Gemma3Adapter
 from adapters_gemma3.adapter import PAN_AND_SCAN_VARIANT
 from adapters_gemma3.layout import AmbiguousCropsError
 from vlm_adapters import ImageShapeError, MissingInputError, TokenCountError, VisionBatch, VisionInputError
+from vlm_adapters.errors import ImageSizeError
 from vlm_adapters.testing.contract import assert_inputs_equal, sample_from_batch
+from vlm_adapters.testing.corpus import MUTATIONS, run_corpus
 from vlm_adapters.testing.images import smooth_image
 
 WIDE, SQUARE, TALL = (300, 1000), (600, 600), (900, 420)
@@ -86,8 +88,6 @@ def test_meta_data_gives_the_sizes(on: Gemma3Adapter) -> None:
     del sample["image_sizes"]
     flmm = [{"original_shape": {"height": h, "width": w}} for h, w in (WIDE, TALL)]
     _same(on.normalize({**sample, "meta_data": flmm}), batch)
-    ours = [g.to_meta_data() for g in batch.geometries[0]]  # one dict per view for a cropped image
-    _same(on.normalize({**sample, "meta_datas": ours}), batch)
 
 
 def test_raw_images_give_the_processor_views(on: Gemma3Adapter) -> None:
@@ -100,7 +100,7 @@ def test_sizes_that_contradict_the_raw_image_are_refused(on: Gemma3Adapter) -> N
     batch, images = _prepared(on, [WIDE])
     sample = {**sample_from_batch(batch), "image": images, "image_sizes": [[301, 1000]]}
     del sample["pixel_values"]
-    with pytest.raises(ImageShapeError, match="contradict"):
+    with pytest.raises(ImageShapeError, match="not the sizes of the images passed"):
         on.normalize(sample)
 
 
@@ -159,8 +159,8 @@ def test_a_wrong_token_count_names_every_view(on: Gemma3Adapter) -> None:
     with pytest.raises(TokenCountError) as info:
         on.normalize(short)
     message = str(info.value)
-    assert "runs of [256, 256, 255, 256]" in message
-    assert "image 0: image 256 + crop_1 256 + crop_2 256 + crop_3 256" in message
+    assert "found runs of [256, 256, 255, 256]" in message
+    assert "expected runs of [256, 256, 256, 256]: 256 tokens for each of the 4 views" in message
 
 
 def test_one_placeholder_per_image_is_refused_not_guessed(off: Gemma3Adapter) -> None:
@@ -171,7 +171,7 @@ def test_one_placeholder_per_image_is_refused_not_guessed(off: Gemma3Adapter) ->
     ids = off.processor.tokenizer(prompt, return_tensors="pt")["input_ids"][0]
     sample = {**sample_from_batch(batch), "input_ids": ids}
     del sample["token_type_ids"]
-    with pytest.raises(TokenCountError, match="one <start_of_image> placeholder per image"):
+    with pytest.raises(TokenCountError, match="one <start_of_image> placeholder per image is not expandable"):
         off.normalize(sample)
 
 
@@ -203,3 +203,42 @@ def test_mask_ids_and_labels_stay_aligned(on: Gemma3Adapter) -> None:
     assert torch.equal(got.inputs["labels"][0], ids)
     with pytest.raises(TokenCountError, match="mask_ids is not aligned"):
         on.normalize({**sample, "mask_ids": mask_ids[:-1]})
+
+
+def test_swapped_sizes_are_refused_where_crops_show_them(on: Gemma3Adapter) -> None:
+    """Views are stretched, so only crops show an image's aspect ratio: a (width, height) size for
+    a cropped image puts every crop box elsewhere, and the whole-image view says so."""
+    batch, _ = _prepared(on, [WIDE])
+    sample = sample_from_batch(batch)
+    swapped = {**sample, "image_sizes": [[WIDE[1], WIDE[0]]]}  # also 3 crops, stacked instead of side by side
+    assert on.gemma_spec.geometry(WIDE[::-1]).num_views == on.gemma_spec.geometry(WIDE).num_views
+    with pytest.raises(ImageSizeError, match="crop views do not show the boxes"):
+        on.normalize(swapped)
+    pixels = sample["pixel_values"]
+    reordered = {**sample, "pixel_values": pixels[[0, 2, 1, 3]]}
+    with pytest.raises(ImageSizeError, match="crop views do not show the boxes"):
+        on.normalize(reordered)
+
+
+def test_placeholders_without_pixels_are_refused(off: Gemma3Adapter) -> None:
+    """``<start_of_image>`` is not the image token the model counts, so a sample that lost its pixels
+    would pass as text-only if it were not looked for."""
+    prompt = off.format_prompt("describe the red cat", answer="a cat on a chair")
+    ids = off.processor.tokenizer(prompt, return_tensors="pt")["input_ids"][0]
+    with pytest.raises(MissingInputError, match="carries image placeholders"):
+        off.normalize({"input_ids": ids})
+
+
+@pytest.mark.parametrize("variant", [None, PAN_AND_SCAN_VARIANT])
+def test_bad_input_corpus(variant: str | None) -> None:
+    """The kit's corpus: no crash, and nothing silent except a swapped size on an image without
+    crops, which no pixel shows (a stretch fits any aspect ratio; with crops it is refused, above)."""
+    adapter = Gemma3Adapter.from_tiny(variant)
+    report = run_corpus(adapter, adapter.load_model(seed=0), chains=60)
+    assert report.counts["crash"] == 0, report.describe()
+    unobservable = {"sizes_swapped"}
+    by_name = {m.name: m for m in MUTATIONS}
+    for outcome in report.failures:
+        refused_for = {n for n in outcome.mutations if by_name[n].expect == "refuse"}
+        assert refused_for <= unobservable and outcome.detail == "accepted a sample that must be refused", outcome
+    assert report.counts["accepted"] > 10 and report.counts["refused"] > 200

@@ -34,21 +34,24 @@ def test_run_wide_and_tall(backbone: str, tmp_path: Path) -> None:
     args = ["run", "--backbone", backbone, "--image", str(wide), str(tall), "--text", "a red circle", "--out", str(out)]
     assert main([*args, "--layers", "-1", "--words", "red circle"]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    tensors = load_file(str(out / "tensors.safetensors"))
     spec = get_adapter(backbone).from_tiny().spec
-    for index, (record, size) in enumerate(zip(summary["images"], [(300, 1200), (1200, 300)], strict=True)):
+    for record, size in zip(summary["images"], [(300, 1200), (1200, 300)], strict=True):
         geometry = spec.geometry(size)
-        assert record["geometry"]["original_size"] == list(size)
+        assert record["status"] == "ok" and record["geometry"]["original_size"] == list(size)
         assert [v["name"] for v in record["geometry"]["views"]] == [v.name for v in geometry.views]
         assert geometry.num_views > 2  # a 4:1 image is tiled
+        tensors = load_file(str(out / record["folder"] / "tensors.safetensors"))
         for view in geometry.views:
-            maps = tensors[f"image{index}.{view.name}.attention"]
+            maps = tensors[f"{view.name}.attention"]
             assert list(maps.shape) == record["shapes"][f"{view.name}.attention"]
             assert maps.shape[0] == 1 and tuple(maps.shape[-2:]) == view.token_grid
             assert maps.shape[2] == len(record["query_tokens"])
-        for name in ("overlay_all.png", record["overlays"][0]["file"]):
+            assert tuple(tensors[f"{view.name}.word_maps"].shape) == (1, *view.token_grid)
+        fused = geometry.to_image([tensors[f"{v.name}.word_maps"] for v in geometry.views])
+        assert tuple(fused.shape) == (1, *size) and bool((fused > 0).all())  # every pixel seen by some view
+        for name in ("overlay_all.png", "contact_sheet.png", record["overlays"][0]["file"]):
             with Image.open(out / record["folder"] / name) as png:
-                assert (png.height, png.width) == size
+                assert png.width > 100 and png.height > 100
 
 
 @pytest.mark.parametrize("backbone", ["internvl", "smolvlm"])
