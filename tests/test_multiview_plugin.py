@@ -192,6 +192,22 @@ def test_marker_layout_runs_the_stock_llava_model() -> None:
         torch.testing.assert_close(model(**batch.inputs).logits, stock(**batch.inputs).logits, rtol=0, atol=0)
 
 
+def test_default_queries_leave_the_markers_to_the_image() -> None:
+    """The markers between an image's runs belong to the image: the default queries (every text
+    token after the image) skip them, so texts about one image share the whole image prefix."""
+    adapter = TiledLlavaAdapter.from_tiny("markers")
+    images = [smooth_image(300, 200, seed=5), smooth_image(200, 300, seed=6)]
+    batch = adapter.prepare([images], [adapter.format_prompt("find the cat", num_images=2, answer="a cat")])
+    queries = FrozenLMM(adapter.load_model(seed=0), adapter).default_queries(batch, 0)
+    first, second = batch.image_token_positions[0]
+    marker = adapter.tiles_spec.marker_token_id
+    assert marker is not None
+    markers = (batch.input_ids[0] == marker).nonzero().flatten()
+    assert markers.numel() == 10 and int(queries.min()) > int(first[-1])
+    inside = [int(m) for m in markers if int(first[0]) < m < int(first[-1]) or int(second[0]) < m < int(second[-1])]
+    assert len(inside) == 8 and not set(inside) & set(queries.tolist())
+
+
 def test_maps_per_view_and_fused(tiled: TiledLlavaAdapter) -> None:
     """The pipeline gives one map per view and a fused map on the original pixels, where every
     pixel is the mean of the two views that show it (the global view and its tile)."""

@@ -208,10 +208,9 @@ class TiledLlavaAdapter(BackboneAdapter):
         geometries: Sequence[ImageGeometry] = (),
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], bool]:
         """The core's check, given each run: with markers every view is a run of its own."""
-        spec = self.tiles_spec
-        if spec.markers:
-            counts = [n // spec.views_per_image for n in counts for _ in range(spec.views_per_image)]
-        return super().expand_image_tokens(ids, companions, counts, name)
+        if self.tiles_spec.markers:
+            counts = [n for g in geometries for n in g.run_lengths]
+        return super().expand_image_tokens(ids, companions, counts, name, geometries)
 
     def token_count_error(self, lengths: list[int], counts: Sequence[int], name: str) -> VisionInputError:
         if not self.tiles_spec.markers:
