@@ -93,8 +93,12 @@ def _transposed_image_shape(c: Case) -> dict[str, Any]:
     shapes = [m["image_shape"] for m in c.view_metas]
     view = next((i for i, s in enumerate(shapes) if s["height"] != s["width"]), None)
     if view is None:  # every view is stretched to a square: the record's only orientation is the original's
-        shape = c.view_metas[0]["original_shape"]
-        return _meta_with(c, original_shape={"height": shape["width"], "width": shape["height"]})
+        views = c.view_metas
+        for v in views:  # the whole record as if the image were transposed: its size and each view's box
+            o, b = v["original_shape"], v["box"]
+            v["original_shape"] = {"height": o["width"], "width": o["height"]}
+            v["box"] = {"top": b["left"], "left": b["top"], "bottom": b["right"], "right": b["bottom"]}
+        return c.without("image_sizes", meta_data=[views if isinstance(c.meta, list) else views[0]])
     shape = shapes[view]
     return _meta_with(c, view, image_shape={"height": shape["width"], "width": shape["height"]})
 

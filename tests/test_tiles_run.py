@@ -46,14 +46,19 @@ def test_run_wide_and_tall(backbone: str, tmp_path: Path) -> None:
         assert [v["name"] for v in record["geometry"]["views"]] == [v.name for v in geometry.views]
         assert geometry.num_views >= MIN_VIEWS[backbone]
         tensors = load_file(str(out / record["folder"] / "tensors.safetensors"))
+        prefix = {v.name: "" if geometry.num_views == 1 else f"{v.name}." for v in geometry.views}
         for view in geometry.views:
-            maps = tensors[f"{view.name}.attention"]
-            assert list(maps.shape) == record["shapes"][f"{view.name}.attention"]
+            maps = tensors[f"{prefix[view.name]}attention"]
+            assert list(maps.shape) == record["shapes"][f"{prefix[view.name]}attention"]
             assert maps.shape[0] == 1 and tuple(maps.shape[-2:]) == view.token_grid
             assert maps.shape[2] == len(record["query_tokens"])
-            assert tuple(tensors[f"{view.name}.word_maps"].shape) == (1, *view.token_grid)
-        fused = geometry.to_image([tensors[f"{v.name}.word_maps"] for v in geometry.views])
-        assert tuple(fused.shape) == (1, *size) and bool((fused > 0).all())  # every pixel seen by some view
+            assert tuple(tensors[f"{prefix[view.name]}word_maps"].shape) == (1, *view.token_grid)
+        fused = geometry.to_image([tensors[f"{prefix[v.name]}word_maps"] for v in geometry.views])
+        seen = geometry.coverage() > 0  # a tiny tower drops the pixels short of a whole patch: not seen
+        assert (
+            tuple(fused.shape) == (1, *size) and bool((fused[:, seen] > 0).all()) and bool((fused[:, ~seen] == 0).all())
+        )
+        assert float(seen.float().mean()) > 0.85
         for name in ("overlay_all.png", "contact_sheet.png", record["overlays"][0]["file"]):
             with Image.open(out / record["folder"] / name) as png:
                 assert png.width > 100 and png.height > 100

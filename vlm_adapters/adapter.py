@@ -64,6 +64,10 @@ class BackboneAdapter(SampleHooks, ABC):
     """Keys of ``inputs`` that are ``[batch, images, ...]`` stacks, one row per sample (processors
     that stack each sample's images per sample); batching pads their image axis with zeros, as
     those processors do. Every other non-sequence key is concatenated along dim 0."""
+    image_sees_later_text: ClassVar[bool] = False
+    """Whether image tokens attend to the text after them (a prefix-LM, where the prompt is read both
+    ways). Their states then depend on each text, so an image prefix cannot be computed once for
+    several texts: shared-prefix extraction runs such samples in full (exact either way)."""
 
     def __init__(self, config: PretrainedConfig, processor: ProcessorMixin) -> None:
         if config.model_type not in self.model_types:

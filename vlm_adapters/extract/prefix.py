@@ -104,7 +104,8 @@ def run_shared_prefix(
             fix="pass queries=[positions_of_sample_0, ...], or leave it out",
         )
     q_list = [lmm.resolve_queries(s, None if q is None else [q])[0] for s, q in zip(samples, q_given, strict=True)]
-    prefix = shared_prefix_length(samples, q_list) if len(samples) > 1 else 0
+    shareable = len(samples) > 1 and not lmm.adapter.image_sees_later_text
+    prefix = shared_prefix_length(samples, q_list) if shareable else 0
     if prefix == 0:
         return [
             lmm(s, layers=layers, queries=[q], hidden_states=hidden_states)[0]

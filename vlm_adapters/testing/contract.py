@@ -144,8 +144,7 @@ class AdapterContract:
         tokens, in its runs, plus its wrapper tokens; then the plugin's own checks
         (:meth:`check_stock_geometry`) and, for padded single views, where the content lands."""
         placeholder = adapter.image_placeholder
-        tokenizer = adapter.processor.tokenizer
-        plain = len(tokenizer(placeholder, add_special_tokens=False)["input_ids"])
+        framing = self.processor_framing(adapter)
         for i, (h, w) in enumerate(random_sizes(self.spec_size_count, seed=1, low=4, high=1200)):
             h, w = max(h, 2), max(w, 2)
             try:
@@ -154,17 +153,25 @@ class AdapterContract:
                 continue
             out = adapter.processor(images=[smooth_image(h, w, seed=i)], text=[placeholder], return_tensors="pt")
             ids = out["input_ids"][0]
-            base = len(tokenizer(placeholder)["input_ids"])
             positions = (ids == adapter.spec.image_token_id).nonzero().flatten()
             assert positions.numel() == geometry.num_image_tokens, f"{(h, w)}: processor gave {positions.numel()}"
             assert contiguous_runs(positions) == geometry.run_lengths, (h, w)
-            assert ids.numel() - base == geometry.num_prompt_tokens - plain, (
-                f"{(h, w)}: the processor added {ids.numel() - base + plain} tokens for the image, "
+            assert ids.numel() - framing == geometry.num_prompt_tokens, (
+                f"{(h, w)}: the processor added {ids.numel() - framing} tokens for the image, "
                 f"the geometry says {geometry.num_prompt_tokens}"
             )
             self.check_stock_geometry(adapter, (h, w), geometry)
             if geometry.is_single_view and i % 2 == 0:
                 self._check_content(adapter, geometry)
+
+    def processor_framing(self, adapter: BackboneAdapter) -> int:
+        """Tokens the stock processor writes around a prompt that is only the image placeholder, other
+        than the image's own: by default the tokenizer's special tokens (a BOS). Override where the
+        processor frames every prompt itself (PaliGemma: a BOS after the image, a newline at the end)."""
+        tokenizer = adapter.processor.tokenizer
+        placeholder = adapter.image_placeholder
+        with_special = len(tokenizer(placeholder)["input_ids"])
+        return with_special - len(tokenizer(placeholder, add_special_tokens=False)["input_ids"])
 
     def check_stock_geometry(self, adapter: BackboneAdapter, size: tuple[int, int], geometry: ImageGeometry) -> None:
         """Override to compare what only this family's processor says (grids, tile counts) with
@@ -426,7 +433,8 @@ class AdapterContract:
         """Texts about the same images, run over one shared prefix (vision tower and LLM once, into a
         KV cache) and then as batched continuations, give each sample's eager maps (every view) and
         stock hidden states (fp32, 1e-5), with the answers as queries: two images in chunks of two
-        texts, one image all at once."""
+        texts, one image all at once. An adapter whose image tokens attend to later text
+        (``image_sees_later_text``, a prefix-LM) must not share, and runs every sample in full."""
         from ..extract.prefix import run_shared_prefix
         from ..phrases import find_phrase
         from ..pipeline import FrozenLMM
@@ -445,7 +453,10 @@ class AdapterContract:
             image_end = int(samples[0].image_token_positions[0][-1][-1]) + 1
             for sample, out in zip(samples, outs, strict=True):
                 shared = out.timings.get("prefix_tokens", 0)
-                assert shared >= image_end, f"the image prefix was not shared (prefix of {shared} tokens)"
+                if adapter.image_sees_later_text:  # a prefix-LM: the image's states depend on each text
+                    assert shared == 0, "an image prefix was shared although the image attends to later text"
+                else:
+                    assert shared >= image_end, f"the image prefix was not shared (prefix of {shared} tokens)"
                 with torch.no_grad():
                     ref = eager(**sample.inputs, output_attentions=True, output_hidden_states=True)
                 q = out.query_positions

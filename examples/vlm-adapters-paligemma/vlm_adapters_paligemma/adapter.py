@@ -60,6 +60,8 @@ class PaliGemmaAdapter(BackboneAdapter):
     model_types: ClassVar[tuple[str, ...]] = ("paligemma",)
     spec_kind: ClassVar[str] = "paligemma"
     description: ClassVar[str] = "PaliGemma: stretch to 224/448/896, SigLIP patches, prefix-LM attention"
+    image_sees_later_text: ClassVar[bool] = True
+    """Prefix-LM: image and prompt attend to each other both ways, so no image prefix is shared."""
 
     # --- tiny offline backbone -----------------------------------------------------------
     @classmethod
