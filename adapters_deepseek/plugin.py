@@ -6,10 +6,10 @@ module only; ``adapters_deepseek.adapter`` (and torch) load when an adapter is f
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from vlm_adapters import AdapterRef, CheckpointError, hookimpl
+from vlm_adapters.adapter_ref import ref_hooks
 
 ADAPTERS = (
     AdapterRef(
@@ -30,11 +30,7 @@ ADAPTERS = (
 """DeepSeek-VL 1.3B and the 7B hybrid, in the transformers format (``deepseek_vl*`` model types)."""
 
 
-@hookimpl
-def register_adapters(register: Callable[[AdapterRef], None]) -> None:
-    """Register this family's adapters."""
-    for ref in ADAPTERS:
-        register(ref)
+register_adapters, register_spec_kinds = ref_hooks(ADAPTERS)
 
 
 TRANSFORMERS_CHECKPOINTS = ("deepseek-community/deepseek-vl-1.3b-chat", "deepseek-community/deepseek-vl-7b-chat")

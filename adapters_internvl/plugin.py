@@ -5,10 +5,8 @@ Both by import path (``SpecKindRef``, ``AdapterRef``), so ``vlm-adapters list`` 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from vlm_adapters import AdapterRef, SpecKindRef, hookimpl
-from vlm_adapters.spec import SpecBase
+from vlm_adapters import AdapterRef, SpecKindRef
+from vlm_adapters.adapter_ref import ref_hooks
 
 SPEC_KINDS = (SpecKindRef("internvl_tiles", "adapters_internvl.spec:InternVLTileSpec"),)
 
@@ -23,16 +21,4 @@ ADAPTERS = (
 )
 """InternVL (transformers-format checkpoints)."""
 
-
-@hookimpl
-def register_spec_kinds(register: Callable[[type[SpecBase] | SpecKindRef], None]) -> None:
-    """This family's spec kinds: ``internvl_tiles``."""
-    for ref in SPEC_KINDS:
-        register(ref)
-
-
-@hookimpl
-def register_adapters(register: Callable[[AdapterRef], None]) -> None:
-    """Register this family's adapters: InternVL (transformers-format checkpoints)."""
-    for ref in ADAPTERS:
-        register(ref)
+register_adapters, register_spec_kinds = ref_hooks(ADAPTERS, SPEC_KINDS)

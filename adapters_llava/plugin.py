@@ -5,10 +5,8 @@ All by import path (``SpecKindRef``, ``AdapterRef``), so ``vlm-adapters list`` r
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from vlm_adapters import AdapterRef, SpecKindRef, hookimpl
-from vlm_adapters.spec import SpecBase
+from vlm_adapters import AdapterRef, SpecKindRef
+from vlm_adapters.adapter_ref import ref_hooks
 
 SPEC_KINDS = (
     SpecKindRef("anyres", "adapters_llava.spec:AnyresSpec"),
@@ -41,16 +39,4 @@ ADAPTERS = (
 )
 """LLaVA-1.5, LLaVA-NeXT and LLaVA-OneVision."""
 
-
-@hookimpl
-def register_spec_kinds(register: Callable[[type[SpecBase] | SpecKindRef], None]) -> None:
-    """This family's spec kinds: ``anyres``, ``center_crop``."""
-    for ref in SPEC_KINDS:
-        register(ref)
-
-
-@hookimpl
-def register_adapters(register: Callable[[AdapterRef], None]) -> None:
-    """Register this family's adapters: LLaVA-1.5, LLaVA-NeXT and LLaVA-OneVision."""
-    for ref in ADAPTERS:
-        register(ref)
+register_adapters, register_spec_kinds = ref_hooks(ADAPTERS, SPEC_KINDS)

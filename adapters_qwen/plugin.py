@@ -6,9 +6,8 @@ module only; ``adapters_qwen.adapter`` (and torch) load when an adapter is first
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from vlm_adapters import AdapterRef, hookimpl
+from vlm_adapters import AdapterRef
+from vlm_adapters.adapter_ref import ref_hooks
 
 ADAPTERS = (
     AdapterRef(
@@ -35,9 +34,4 @@ ADAPTERS = (
 )
 """Qwen2-VL, Qwen2.5-VL and Qwen3-VL."""
 
-
-@hookimpl
-def register_adapters(register: Callable[[AdapterRef], None]) -> None:
-    """Register this family's adapters: Qwen2-VL, Qwen2.5-VL and Qwen3-VL."""
-    for ref in ADAPTERS:
-        register(ref)
+register_adapters, register_spec_kinds = ref_hooks(ADAPTERS)

@@ -10,6 +10,7 @@ its ref.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -54,3 +55,23 @@ class SpecKindRef:
     def load(self) -> type[SpecBase]:
         """Import the class this ref names."""
         return cast("type[SpecBase]", import_target(self.target, "SpecKindRef"))
+
+
+def ref_hooks(
+    adapters: Sequence[AdapterRef], spec_kinds: Sequence[SpecKindRef] = ()
+) -> tuple[Callable[[Callable[[AdapterRef], None]], None], Callable[[Callable[[SpecKindRef], None]], None]]:
+    """The two registration hooks of a plugin that registers only refs, for its entry-point module:
+    ``register_adapters, register_spec_kinds = ref_hooks(ADAPTERS, SPEC_KINDS)``."""
+    from .hookspecs import hookimpl
+
+    @hookimpl
+    def register_adapters(register: Callable[[AdapterRef], None]) -> None:
+        for ref in adapters:
+            register(ref)
+
+    @hookimpl
+    def register_spec_kinds(register: Callable[[SpecKindRef], None]) -> None:
+        for ref in spec_kinds:
+            register(ref)
+
+    return register_adapters, register_spec_kinds
