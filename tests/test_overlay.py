@@ -59,3 +59,26 @@ def test_gray_underlay_draws_the_image_in_gray() -> None:
 def test_bad_style_is_refused(style: OverlayStyle) -> None:
     with pytest.raises(OptionError):
         style.check()
+
+
+def test_overlays_of_a_huge_photo_are_drawn_at_display_size(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The same picture at 600x800 and at 3000x4000 gives overlays of the same pixel size, and the
+    image is shrunk (aspect kept) to the display bound before maps are sampled onto it."""
+    from vlm_adapters.cli import main
+    from vlm_adapters.overlay import DISPLAY_MAX_SIDE, display_image
+    from vlm_adapters.testing import smooth_image
+
+    big = smooth_image(3000, 4000, seed=1)
+    shown = display_image(big)
+    assert max(shown.size) == DISPLAY_MAX_SIDE and abs(shown.width / shown.height - 4000 / 3000) < 0.01
+    assert display_image(IMAGE) is IMAGE  # small images are drawn as they are
+    sizes = {}
+    for name, image in (("small", big.resize((800, 600))), ("big", big)):
+        path = tmp_path / f"{name}.png"
+        image.save(path)
+        out = tmp_path / f"out_{name}"
+        args = ["run", "--backbone", "deepseek_vl", "--image", str(path), "--text", "a red cat", "--out", str(out)]
+        assert main(args) == 0
+        with Image.open(next(out.glob("000_*")) / "overlay_all.png") as png:
+            sizes[name] = png.size
+    assert sizes["big"] == sizes["small"]
