@@ -290,7 +290,7 @@ def _check_view_meta(meta: Meta, ours: Mapping[str, Any], where: str, geometry: 
         checks.append(
             (
                 f"meta_data of {where} contradicts itself: its image_shape is not the resized size of its image",
-                "image_shape",
+                "image_shape (input pixels)",
                 [meta.image_shape[0] * sh, meta.image_shape[1] * sw],
                 list(_pair(ours["image_shape"], "image_shape")),
                 "store the processor's own sizes (original_shape before the resize, image_shape after), or drop "
@@ -301,7 +301,7 @@ def _check_view_meta(meta: Meta, ours: Mapping[str, Any], where: str, geometry: 
         checks.append(
             (
                 f"meta_data padding of {where} is not this checkpoint's padding for its original size",
-                "top/bottom/left/right padding",
+                "top/bottom/left/right padding (input pixels)",
                 [v * s for v, s in zip(meta.padding, (sh, sh, sw, sw), strict=True)],
                 [float(ours["padding"][k]) for k in PADDING_KEYS],
                 "re-process the raw image with this checkpoint's processor; the pixels were padded differently (or "
@@ -323,7 +323,7 @@ def _check_view_meta(meta: Meta, ours: Mapping[str, Any], where: str, geometry: 
         if max(abs(a - b) for a, b in zip(found, expected, strict=True)) > META_TOLERANCE:
             raise ImageSizeError(
                 problem,
-                found=f"{what} {[round(v, 2) for v in found]} (input pixels)",
+                found=f"{what} {[round(v, 2) for v in found]}",
                 expected=f"{[round(v, 2) for v in expected]} for a {geometry.original_size} image",
                 fix=fix,
             )
