@@ -24,8 +24,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 VARIANTS = {"gemma3": [None, "gemma3_pan_and_scan"]}
 """Tiny variants with another view layout; every other adapter runs its default tiny model."""
-UNOBSERVABLE = {("gemma3", None): {"sizes_swapped"}}
-"""As the contract classes in tests/ declare them (see docs/gemma3.md)."""
+UNOBSERVABLE = {("gemma3", None): {"sizes_swapped"}, ("gemma3", "gemma3_pan_and_scan"): {"sizes_swapped"}}
+"""As the contract classes in tests/ declare them (see docs/gemma3.md): the corpus's 60x90 image gets no
+crops, so with pan-and-scan on it is one stretched view too."""
 
 
 def run_one(name: str, variant: str | None, chains: int) -> dict[str, Any]:

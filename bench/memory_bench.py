@@ -3,8 +3,9 @@
 Each size runs in a fresh process: a smooth synthetic photo is written as JPEG, then ``run``
 (tiny default model, every overlay and the contact sheet) processes it, and the process reports
 its peak resident memory (``ru_maxrss``). The baseline is the smallest size, in the same run; the
-table gives each size's peak, its ratio to the baseline, and the peak above what merely decoding
-the image costs (``3 bytes x pixels`` for RGB), per original pixel.
+table gives each size's peak, its ratio to the baseline, its growth per original pixel, and the
+peak of a second process that only decodes the image and runs the stock processor on it (what
+any pipeline pays for the photo): ``run`` minus that is what the maps, overlays and model add.
 
 Maps and overlays are drawn at display size (``vlm_adapters.overlay.DISPLAY_MAX_SIDE``) and the
 model sees its own input size, so the growth should be the decoded image and little else.
@@ -31,13 +32,19 @@ SIZES = [(900, 1200), (4500, 6000), (9000, 12000)]  # (height, width); the first
 
 WORKER = r"""
 import json, resource, sys
-import numpy as np
 from PIL import Image
 Image.MAX_IMAGE_PIXELS = None
-from vlm_adapters.cli import main
-path, out, backbone = sys.argv[1:4]
-code = main(["run", "--backbone", backbone, "--image", path, "--text", "the red circle and the blue square",
-             "--out", out])
+path, out, backbone, mode = sys.argv[1:5]
+text = "the red circle and the blue square"
+if mode == "run":
+    from vlm_adapters.cli import main
+    code = main(["run", "--backbone", backbone, "--image", path, "--text", text, "--out", out])
+else:  # decode the image and run the stock processor on it, nothing else: what any pipeline pays
+    from vlm_adapters import get_adapter
+    from vlm_adapters.images import open_image
+    adapter = get_adapter(backbone).from_tiny()
+    adapter.prepare([open_image(path)], [adapter.format_prompt("describe the image .", answer=text)])
+    code = 0
 print(json.dumps({"rc": code, "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
@@ -56,26 +63,31 @@ def write_photo(path: Path, height: int, width: int) -> None:
     Image.fromarray(rgb).save(path, quality=90)
 
 
-def measure(backbone: str, height: int, width: int, work: Path) -> dict[str, object]:
-    image = work / f"photo_{height}x{width}.jpg"
-    write_photo(image, height, width)
+def peak_mib(backbone: str, image: Path, out: Path, mode: str) -> float:
     done = subprocess.run(
-        [sys.executable, "-c", WORKER, str(image), str(work / f"out_{height}x{width}"), backbone],
+        [sys.executable, "-c", WORKER, str(image), str(out), backbone, mode],
         capture_output=True,
         text=True,
         check=False,
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
-        raise SystemExit(f"run failed on {height}x{width}: {done.stderr[-2000:]}")
-    result = json.loads(lines[-1])
-    peak = result["peak_rss_kib"] * 1024
-    pixels = height * width
+        raise SystemExit(f"{mode} failed on {image.name}: {done.stderr[-2000:]}")
+    return round(json.loads(lines[-1])["peak_rss_kib"] / 1024, 1)
+
+
+def measure(backbone: str, height: int, width: int, work: Path) -> dict[str, object]:
+    image = work / f"photo_{height}x{width}.jpg"
+    write_photo(image, height, width)
+    run = peak_mib(backbone, image, work / f"out_{height}x{width}", "run")
+    prepare = peak_mib(backbone, image, work / f"out_{height}x{width}", "prepare")
     return {
         "size": [height, width],
-        "pixels": pixels,
-        "peak_rss_mib": round(peak / 2**20, 1),
-        "decoded_rgb_mib": round(3 * pixels / 2**20, 1),
+        "pixels": height * width,
+        "peak_rss_mib": run,
+        "decode_and_processor_mib": prepare,
+        "run_above_decode_and_processor_mib": round(run - prepare, 1),
+        "decoded_rgb_mib": round(3 * height * width / 2**20, 1),
     }
 
 
@@ -93,12 +105,15 @@ def main() -> None:
         row["growth_bytes_per_pixel"] = (
             round(extra / (int(row["pixels"]) - int(base["pixels"])), 1) if row is not base else None
         )  # type: ignore[arg-type]
-    print(f"{'image':>12} {'peak RSS':>10} {'ratio':>6} {'decoded RGB':>12} {'growth B/px':>12}")
+    print(
+        f"{'image':>12} {'run peak':>12} {'ratio':>6} {'decode+processor':>17} {'run - that':>11} {'growth B/px':>12}"
+    )
     for row in rows:
         h, w = row["size"]  # type: ignore[misc]
         growth = row["growth_bytes_per_pixel"]
         print(
-            f"{h:>5}x{w:<6} {row['peak_rss_mib']:>8} MiB {row['ratio_to_baseline']:>5}x {row['decoded_rgb_mib']:>8} MiB"
+            f"{h:>5}x{w:<6} {row['peak_rss_mib']:>8} MiB {row['ratio_to_baseline']:>5}x "
+            f"{row['decode_and_processor_mib']:>13} MiB {row['run_above_decode_and_processor_mib']:>7} MiB"
             f" {'-' if growth is None else growth:>12}"
         )
     info = {"backbone": args.backbone, "python": platform.python_version(), "machine": platform.machine()}

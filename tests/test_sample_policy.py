@@ -287,3 +287,31 @@ def test_a_valid_form_gives_the_stock_inputs(case: Case, form: str) -> None:
         # the placeholder's id goes to the image tokens it became; wrapper and marker tokens are no object
         assert batch.mask_ids is not None
         assert torch.equal(batch.mask_ids[0] == 7, batch.input_ids[0] == case.adapter.spec.image_token_id)
+
+
+@pytest.mark.parametrize("name", ["qwen2_vl", "qwen2_5_vl"])  # tiny grids: 2x3 token cells at 60x90
+def test_a_raw_image_of_another_picture_is_refused_even_when_its_token_cells_agree(name: str) -> None:
+    """Pooled to a small token grid, two smooth pictures of the same brightness can look alike; the
+    raw image of another picture must still be refused (every value is compared too)."""
+    from PIL import Image
+
+    from vlm_adapters.normalize.crosscheck import SAME_IMAGE_TOLERANCE
+
+    adapter = get_adapter(name).from_tiny()
+    image = smooth_image(60, 90, seed=0)
+    batch = adapter.prepare([image], [adapter.format_prompt("the red cat", answer="the red cat")])
+    sample = sample_from_batch(batch)
+    given = batch.inputs["pixel_values"]
+    alike = 0
+    for seed in range(100, 124):
+        other = smooth_image(60, 90, seed=seed).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        fresh = adapter.process_images([other])["pixel_values"].to(given.dtype)
+        cells = zip(
+            adapter.pixel_cells("pixel_values", given, batch.geometries[0]),
+            adapter.pixel_cells("pixel_values", fresh, batch.geometries[0]),
+            strict=True,
+        )
+        alike += all(float((a - b).abs().mean()) <= SAME_IMAGE_TOLERANCE for a, b in cells)
+        with pytest.raises(PixelValueError, match="not the processed form"):
+            adapter.normalize({**sample, "image": other})
+    assert alike > 0, "no picture came close on the token cells: the case this pins did not occur"
