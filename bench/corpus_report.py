@@ -78,7 +78,7 @@ def draw(rows: list[dict[str, Any]], path: Path) -> None:
         f"Bad-input corpus: {total} cases, {sum(r['crash'] for r in rows)} crashes, "
         f"{sum(r['silent'] for r in rows)} silent acceptances"
     )
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.savefig(path)
 
 
@@ -87,7 +87,11 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=100)
     parser.add_argument("--out", type=Path, default=HERE / "results-corpus.json")
     parser.add_argument("--figure", type=Path, default=HERE.parent / "docs" / "corpus.png")
+    parser.add_argument("--redraw", action="store_true", help="only draw the figure from --out's results")
     args = parser.parse_args()
+    if args.redraw:
+        draw(json.loads(args.out.read_text())["rows"], args.figure)
+        return
     from vlm_adapters.registry import list_adapters
 
     rows = []
