@@ -475,3 +475,39 @@ def run_corpus(
             report.outcomes.append(try_sample(adapter, model, base, mutated, applied))
             chains -= 1
     return report
+
+
+def check_chains(
+    adapter: BackboneAdapter, model: Any, *, examples: int = 30, unobservable: Iterable[str] = (), max_chain: int = 3
+) -> None:
+    """Property-based chains: hypothesis draws a sample format, 2 to ``max_chain`` distinct mutations
+    and a seed; every chain must be refused or accepted consistently. A failing chain is shrunk to
+    the fewest mutations that still fail, and the assertion names the format and the mutations.
+    Runs are derandomised (the same examples every run) and keep no example database."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    bases = base_samples(adapter)
+    allowed = set(unobservable)
+
+    @settings(
+        max_examples=examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(
+        base=st.sampled_from(sorted(bases)),
+        chain=st.lists(st.sampled_from(MUTATIONS), min_size=2, max_size=max_chain, unique_by=lambda m: m.name),
+        seed=st.integers(0, 2**16),
+    )
+    def holds(base: str, chain: list[Mutation], seed: int) -> None:
+        mutated, applied = apply_chain(bases[base], chain, adapter, np.random.default_rng(seed))
+        if not applied:
+            return
+        outcome = try_sample(adapter, model, base, mutated, applied)
+        failed = CorpusReport([outcome]).failures_except(allowed)
+        assert not failed, f"{outcome.kind}: {outcome.label}: {outcome.detail}"
+
+    holds()
