@@ -88,7 +88,6 @@ class Registry:
         self.pm.add_hookspecs(hookspecs)
         self._adapters: dict[str, AdapterInfo] = {}
         self._kinds: dict[str, type[SpecBase] | SpecKindRef] = {}
-        self._kind_owners: dict[str, PluginInfo] = {}
         self._plugins: dict[str, PluginInfo] = {}
         self._load_entry_points = load_entry_points
         self._loaded = False
@@ -165,7 +164,6 @@ class Registry:
         info = PluginInfo(
             name, distribution, version, "loaded", adapters=tuple(r.name for r in rows), spec_kinds=tuple(kind_names)
         )
-        self._kind_owners.update(dict.fromkeys(kind_names, info))
         self._plugins[name] = info
         return info
 
@@ -194,7 +192,7 @@ class Registry:
         entry = self._kinds[kind]
         if not isinstance(entry, SpecKindRef):
             return entry
-        owner = self._kind_owners[kind]
+        owner = next(p for p in self._plugins.values() if kind in p.spec_kinds)
         try:
             cls = entry.load()
             if not (isinstance(cls, type) and issubclass(cls, SpecBase)) or _default_kind(cls) != kind:
