@@ -27,11 +27,11 @@ RANDOM_WEIGHTS_MARK = "RANDOM WEIGHTS: tiny default model, the maps carry no mea
 PANEL_INCHES = 8.0
 """Long side of an overlay's image panel (at 100 dpi); the PNG keeps the image's aspect ratio."""
 SHEET_PANEL_INCHES = 4.0
+"""Long side of each panel of a contact sheet."""
 DPI = 100
 DISPLAY_MAX_SIDE = int(PANEL_INCHES * DPI)
 """Longest side, in pixels, of the image and maps a figure draws: what its largest panel shows. Maps
 are sampled at this size (same field of view), so memory does not grow with the original image."""
-"""Long side of each panel of a contact sheet."""
 
 
 @dataclass(frozen=True)
