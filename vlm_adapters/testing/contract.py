@@ -167,7 +167,7 @@ class AdapterContract:
     def processor_framing(self, adapter: BackboneAdapter) -> int:
         """Tokens the stock processor writes around a prompt that is only the image placeholder, other
         than the image's own: by default the tokenizer's special tokens (a BOS). Override where the
-        processor frames every prompt itself (PaliGemma: a BOS after the image, a newline at the end)."""
+        processor frames every prompt itself (say, a newline that ends every prompt)."""
         tokenizer = adapter.processor.tokenizer
         placeholder = adapter.image_placeholder
         with_special = len(tokenizer(placeholder)["input_ids"])
