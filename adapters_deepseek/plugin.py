@@ -6,10 +6,9 @@ module only; ``adapters_deepseek.adapter`` (and torch) load when an adapter is f
 
 from __future__ import annotations
 
-from typing import Any
-
-from vlm_adapters import AdapterRef, CheckpointError, hookimpl
+from vlm_adapters import AdapterRef
 from vlm_adapters.adapter_ref import ref_hooks
+from vlm_adapters.remote_code import refuse_model_type
 
 ADAPTERS = (
     AdapterRef(
@@ -37,13 +36,10 @@ TRANSFORMERS_CHECKPOINTS = ("deepseek-community/deepseek-vl-1.3b-chat", "deepsee
 """Public DeepSeek-VL checkpoints in the transformers format (the ones transformers documents)."""
 
 
-@hookimpl
-def check_checkpoint(config: dict[str, Any]) -> None:
-    """Refuse the original remote-code DeepSeek-VL format (``multi_modality``) by name."""
-    if config.get("model_type") == "multi_modality":
-        raise CheckpointError(
-            "checkpoint in the original DeepSeek-VL remote-code format, which transformers does not load",
-            found="model_type 'multi_modality' (the deepseek-ai/deepseek-vl-* repositories)",
-            expected="a transformers-format checkpoint (model_type 'deepseek_vl' or 'deepseek_vl_hybrid')",
-            fix=f"use {' or '.join(TRANSFORMERS_CHECKPOINTS)} (same weights, transformers format)",
-        )
+check_checkpoint = refuse_model_type(
+    "multi_modality",
+    "the deepseek-ai/deepseek-vl-* repositories",
+    ("deepseek_vl", "deepseek_vl_hybrid"),
+    TRANSFORMERS_CHECKPOINTS,
+)
+"""Refuse the original remote-code DeepSeek-VL format by name."""

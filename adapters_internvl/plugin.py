@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from vlm_adapters import AdapterRef, SpecKindRef
 from vlm_adapters.adapter_ref import ref_hooks
+from vlm_adapters.remote_code import refuse_model_type
 
 SPEC_KINDS = (SpecKindRef("internvl_tiles", "adapters_internvl.spec:InternVLTileSpec"),)
 
@@ -22,3 +23,11 @@ ADAPTERS = (
 """InternVL (transformers-format checkpoints)."""
 
 register_adapters, register_spec_kinds = ref_hooks(ADAPTERS, SPEC_KINDS)
+
+TRANSFORMERS_CHECKPOINTS = ("OpenGVLab/InternVL3-1B-hf", "OpenGVLab/InternVL3-2B-hf", "OpenGVLab/InternVL3-8B-hf")
+"""Public InternVL checkpoints in the transformers format (the ``-hf`` repositories)."""
+
+check_checkpoint = refuse_model_type(
+    "internvl_chat", "the OpenGVLab/InternVL* repositories without -hf", ("internvl",), TRANSFORMERS_CHECKPOINTS
+)
+"""Refuse the original remote-code InternVL format by name."""

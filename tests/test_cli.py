@@ -154,3 +154,16 @@ def test_list_shows_a_broken_plugin_and_keeps_going(
         assert any(line.startswith("qwen2_vl") and line.rstrip().endswith("loaded") for line in out.splitlines())
     finally:
         reset_registry()
+
+
+def test_remote_code_internvl_checkpoint_is_refused_by_name(tmp_path: Path) -> None:
+    """The original InternVL repositories (``internvl_chat``, remote code) are named, with the ``-hf`` ones."""
+    folder = tmp_path / "InternVL3-1B"
+    folder.mkdir()
+    config = {"model_type": "internvl_chat", "architectures": ["InternVLChatModel"], "auto_map": {}}
+    (folder / "config.json").write_text(json.dumps(config))
+    done = cli("inspect", "--model", str(folder))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "CheckpointError" in done.stderr and "internvl_chat" in done.stderr
+    assert "OpenGVLab/InternVL3-1B-hf" in done.stderr
