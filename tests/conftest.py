@@ -2,6 +2,7 @@
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The inspect cache of a test run starts empty and never touches the user's own.
+os.environ["VLM_ADAPTERS_CACHE"] = tempfile.mkdtemp(prefix="vlm-adapters-test-cache-")
 
 import torch
 

@@ -1,8 +1,8 @@
 """vlm-adapters: list adapters, inspect a backbone's vision input, run the word-to-image attention job.
 
 Startup stays light: this module imports neither torch nor transformers (``--help``,
-``--version`` and ``list`` never load them); ``inspect`` and ``run`` import what they need when
-they execute. Bad input is one line on stderr and exit status 2; ``--debug`` shows tracebacks.
+``--version`` and ``list`` never load them); ``run`` and ``extract`` import what they need when
+they execute, and ``inspect`` only when its answer is not in the inspect cache. Bad input is one line on stderr and exit status 2; ``--debug`` shows tracebacks.
 """
 
 from __future__ import annotations
@@ -71,24 +71,56 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def inspect_data(name: str | None, model: str | None, image_size: tuple[int, int] | None) -> dict[str, Any]:
-    """What ``inspect`` prints: the model's layer and head counts, the spec, one image size's geometry."""
-    from .checkpoints import bind_adapter, model_summary
+def as_json(value: Any) -> Any:
+    """``value`` as JSON gives it back (tuples become lists), so a fresh and a remembered answer print alike."""
+    return json.loads(json.dumps(value))
 
-    adapter = bind_adapter(name, model)
-    data: dict[str, Any] = {
-        "adapter": adapter.name,
-        "model": model or "tiny (random weights)",
-        "config": model_summary(adapter.config),
-        "spec": adapter.spec.model_dump(mode="json"),
-    }
+
+def inspect_data(
+    name: str | None, model: str | None, image_size: tuple[int, int] | None, remember: bool = True
+) -> dict[str, Any]:
+    """What ``inspect`` prints: the model's layer and head counts, the spec, one image size's geometry.
+
+    Answered from the inspect cache when the same model was inspected before with the same code
+    (no transformers import then); see :mod:`vlm_adapters.inspect_cache`.
+    """
+    from .inspect_cache import InspectEntry
+    from .spec import spec_from_dict
+
+    entry = InspectEntry.for_command(name, model) if remember else None
+    stored = entry.load() if entry is not None else None
+    if stored is None:
+        from .checkpoints import bind_adapter, model_summary
+
+        adapter = bind_adapter(name, model)
+        spec = adapter.spec
+        data: dict[str, Any] = as_json(
+            {
+                "adapter": adapter.name,
+                "config": model_summary(adapter.config),
+                "spec": spec.model_dump(mode="json"),
+            }
+        )
+        geometries: dict[str, Any] = {}
+    else:
+        spec, data, geometries = None, stored["data"], stored["geometries"]
+    changed = stored is None
     if image_size is not None:
-        data["geometry"] = adapter.spec.geometry(image_size).summary()
-    return data
+        size = f"{image_size[0]}x{image_size[1]}"
+        if size not in geometries:
+            spec = spec if spec is not None else spec_from_dict(data["spec"])
+            geometries[size] = as_json(spec.geometry(image_size).summary())
+            changed = True
+    if entry is not None and changed:
+        entry.save(data, geometries)
+    shown = {"adapter": data["adapter"], "model": model or "tiny (random weights)", **data}
+    if image_size is not None:
+        shown["geometry"] = geometries[f"{image_size[0]}x{image_size[1]}"]
+    return shown
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    data = inspect_data(args.name, args.model, args.image_size)
+    data = inspect_data(args.name, args.model, args.image_size, remember=not args.no_cache)
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
@@ -125,6 +157,9 @@ def build_parser() -> Parser:
     p.add_argument("--model", help="checkpoint folder or hub id (without it: the tiny offline default)")
     p.add_argument("--image-size", type=parse_size, metavar="HxW", help="e.g. 427x640 (height x width)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--no-cache", action="store_true", help="build the answer afresh, without reading or writing the inspect cache"
+    )
     p.set_defaults(func=cmd_inspect)
 
     add_run_parser(sub, **options)
