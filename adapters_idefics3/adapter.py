@@ -20,7 +20,7 @@ from transformers.processing_utils import ProcessorMixin
 from vlm_adapters import BackboneAdapter, ImageGeometry, TokenCountError, VisionBatch, VisionInputError
 from vlm_adapters.adapter import concat_batches
 from vlm_adapters.images import RawImage
-from vlm_adapters.normalize import PixelForm, PixelView, ResolvedImages, SampleImages
+from vlm_adapters.normalize import EXPAND_FIX, PixelForm, PixelView, ResolvedImages, SampleImages
 from vlm_adapters.normalize.tiles import view_cells
 from vlm_adapters.placeholders import image_runs, splice_placeholders
 
@@ -123,8 +123,7 @@ class Idefics3AdapterBase(BackboneAdapter):
             expected=f"{per} tokens per view (each sub-image and the global view), one run per view"
             + (f" ({images})" if images else f" ({list(counts)} tokens per image)")
             + ", or one placeholder per image",
-            fix="tokenize the prompt with one image placeholder per image and let the adapter expand it (or use "
-            "adapter.prepare); do not truncate sequences inside an image",
+            fix=EXPAND_FIX,
         )
 
 

@@ -19,7 +19,7 @@ from transformers import PretrainedConfig
 from transformers.processing_utils import ProcessorMixin
 
 from vlm_adapters import BackboneAdapter, ImageGeometry, TokenCountError, VisionInputError
-from vlm_adapters.normalize import PixelForm, PixelView, ResolvedImages, SampleImages
+from vlm_adapters.normalize import EXPAND_FIX, PixelForm, PixelView, ResolvedImages, SampleImages
 from vlm_adapters.normalize.tiles import view_cells
 from vlm_adapters.placeholders import image_runs, splice_placeholders
 
@@ -117,7 +117,9 @@ class InternVLAdapter(BackboneAdapter):
         text = self.processor.replace_image_token({"num_patches": [count // self.spec.tokens_per_tile]}, 0)
         return torch.as_tensor(self.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def token_count_error(self, lengths: list[int], counts: Sequence[int], name: str) -> VisionInputError:
+    def token_count_error(
+        self, lengths: list[int], counts: Sequence[int], name: str, geometries: Sequence[ImageGeometry] = ()
+    ) -> VisionInputError:
         per = self.spec.tokens_per_tile
         images = "; ".join(f"image {i}: {c // per} views = {c}" for i, c in enumerate(counts))
         return TokenCountError(
@@ -125,6 +127,5 @@ class InternVLAdapter(BackboneAdapter):
             found=f"runs of {lengths} tokens of id {self.spec.image_token_id} for {len(counts)} image(s)",
             expected=f"{per} tokens per view (each tile and the thumbnail), one run per image ({images}), or one "
             "placeholder per image",
-            fix="tokenize the prompt with one image placeholder per image and let the adapter expand it (or use "
-            "adapter.prepare); do not truncate sequences inside an image",
+            fix=EXPAND_FIX,
         )

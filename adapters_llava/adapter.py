@@ -19,9 +19,8 @@ from PIL import Image
 from transformers import PretrainedConfig
 from transformers.processing_utils import ProcessorMixin
 
-from vlm_adapters import BackboneAdapter, FixedSpec, ImageGeometry, VisionBatch
+from vlm_adapters import BackboneAdapter, FixedSpec, ImageGeometry, VisionBatch, VisionInputError
 from vlm_adapters.normalize import PixelForm, PixelView, ResolvedImages, SampleImages
-from vlm_adapters.placeholders import expand_placeholders
 
 from . import tiny
 from .build import anyres_spec, llava_spec
@@ -84,27 +83,13 @@ class AnyresAdapter(LlavaFamilyAdapter):
     def resolve_images(self, images: SampleImages) -> ResolvedImages:
         return resolve_anyres_images(self, images)
 
-    def expand_image_tokens(
-        self,
-        ids: torch.Tensor,
-        companions: Mapping[str, torch.Tensor],
-        counts: Sequence[int],
-        name: str,
-        geometries: Sequence[ImageGeometry] = (),
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], bool]:
-        """The core's expansion; a count that fits nothing is refused naming each view's share."""
-        return expand_placeholders(
-            ids,
-            companions,
-            self.spec.image_token_id,
-            counts,
-            mismatch=lambda lengths: (
-                layout_count_error(lengths, geometries, name)
-                if geometries
-                else self.token_count_error(lengths, counts, name)
-            ),
-            shared_runs=self.adjacent_images_share_a_run,
-        )
+    def token_count_error(
+        self, lengths: list[int], counts: Sequence[int], name: str, geometries: Sequence[ImageGeometry] = ()
+    ) -> VisionInputError:
+        """Names each view's share: the count depends on the image size."""
+        if geometries:
+            return layout_count_error(lengths, geometries, name)
+        return super().token_count_error(lengths, counts, name)
 
     def pixel_cells(self, key: str, pixels: torch.Tensor, geometries: Sequence[ImageGeometry]) -> list[torch.Tensor]:
         """Flat tiles pooled to the per-tile feature grid, one tensor per image."""

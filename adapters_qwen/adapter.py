@@ -96,7 +96,9 @@ class QwenAdapter(BackboneAdapter):
         check_token_kinds(ids, self.spec)
         return super().expand_image_tokens(ids, companions, counts, name, geometries)
 
-    def token_count_error(self, lengths: list[int], counts: Sequence[int], name: str) -> VisionInputError:
+    def token_count_error(
+        self, lengths: list[int], counts: Sequence[int], name: str, geometries: Sequence[ImageGeometry] = ()
+    ) -> VisionInputError:
         return diagnose(lengths, counts, self.spec, name)
 
     def pixel_cells(self, key: str, pixels: torch.Tensor, geometries: Sequence[ImageGeometry]) -> list[torch.Tensor]:

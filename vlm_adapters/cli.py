@@ -2,7 +2,8 @@
 
 Startup stays light: this module imports neither torch nor transformers (``--help``,
 ``--version`` and ``list`` never load them); ``run`` and ``extract`` import what they need when
-they execute, and ``inspect`` only when its answer is not in the inspect cache. Bad input is one line on stderr and exit status 2; ``--debug`` shows tracebacks.
+they execute, and ``inspect`` only when its answer is not in the inspect cache. Bad input is
+one line on stderr and exit status 2; ``--debug`` shows tracebacks.
 """
 
 from __future__ import annotations

@@ -212,9 +212,11 @@ class TiledLlavaAdapter(BackboneAdapter):
             counts = [n for g in geometries for n in g.run_lengths]
         return super().expand_image_tokens(ids, companions, counts, name, geometries)
 
-    def token_count_error(self, lengths: list[int], counts: Sequence[int], name: str) -> VisionInputError:
+    def token_count_error(
+        self, lengths: list[int], counts: Sequence[int], name: str, geometries: Sequence[ImageGeometry] = ()
+    ) -> VisionInputError:
         if not self.tiles_spec.markers:
-            return super().token_count_error(lengths, counts, name)
+            return super().token_count_error(lengths, counts, name, geometries)
         return TokenCountError(
             f"image tokens in {name} are not one run per view",
             found=f"runs of {lengths} tokens of id {self.spec.image_token_id}",

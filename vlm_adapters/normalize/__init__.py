@@ -8,11 +8,12 @@ batch (:mod:`.procedure`). The rules are written out in ``docs/normalize.md``.
 
 from __future__ import annotations
 
-from .hooks import SampleHooks
+from .hooks import EXPAND_FIX, SampleHooks
 from .procedure import normalize_sample, require_mapping
 from .sample import PixelForm, PixelValue, PixelView, ResolvedImages, SampleImages
 
 __all__ = [
+    "EXPAND_FIX",
     "PixelForm",
     "PixelValue",
     "PixelView",

@@ -26,6 +26,13 @@ if TYPE_CHECKING:
     from transformers import PretrainedConfig
 
 
+EXPAND_FIX = (
+    "tokenize the prompt with one image placeholder per image and let the adapter expand it (or use "
+    "adapter.prepare); do not truncate sequences inside an image"
+)
+"""The fix every image-token count error gives: the adapter, not the caller, expands placeholders."""
+
+
 class SampleHooks:
     """Backbone-specific steps of the one ``normalize`` procedure, with their defaults."""
 
@@ -88,12 +95,15 @@ class SampleHooks:
             companions,
             self.spec.image_token_id,
             counts,
-            mismatch=lambda lengths: self.token_count_error(lengths, counts, name),
+            mismatch=lambda lengths: self.token_count_error(lengths, counts, name, geometries),
             shared_runs=self.adjacent_images_share_a_run,
         )
 
-    def token_count_error(self, lengths: list[int], counts: Sequence[int], name: str) -> VisionInputError:
-        """The error for image-token runs of ``lengths`` that fit neither ``counts`` nor one placeholder each."""
+    def token_count_error(
+        self, lengths: list[int], counts: Sequence[int], name: str, geometries: Sequence[ImageGeometry] = ()
+    ) -> VisionInputError:
+        """The error for image-token runs of ``lengths`` that fit neither ``counts`` nor one placeholder
+        each; ``geometries`` (the images' layouts, when known) let an override name each view's share."""
         token = self.spec.image_token_id
         per_image = f"{counts[0]}" if len(set(counts)) == 1 else f"{list(counts)}"
         return TokenCountError(
@@ -101,8 +111,7 @@ class SampleHooks:
             found=f"{sum(lengths)} tokens of id {token} in runs of {lengths} for {len(counts)} image(s)",
             expected=f"{per_image} tokens per image, one contiguous run each ({sum(counts)} in all), or one "
             "placeholder per image",
-            fix="tokenize the prompt with one image placeholder per image and let the adapter expand it (or use "
-            "adapter.prepare); do not truncate sequences inside an image",
+            fix=EXPAND_FIX,
         )
 
     def pixel_cells(self, key: str, pixels: torch.Tensor, geometries: Sequence[ImageGeometry]) -> list[torch.Tensor]:
