@@ -38,9 +38,9 @@ class Idefics3AdapterBase(BackboneAdapter):
 
     @classmethod
     def tiny_config(cls, variant: str | None = None) -> PretrainedConfig:
-        if variant not in (None, *cls.model_types):
+        if variant not in (None, *cls.variants()):
             raise ValueError(f"{cls.name} has no tiny variant {variant!r}; variants: {list(cls.variants())}")
-        return tiny.tiny_config(cls.model_types[0])
+        return tiny.tiny_config(variant or cls.model_types[0])
 
     @classmethod
     def tiny_processor(cls, config: PretrainedConfig, **image_processor_kwargs: Any) -> ProcessorMixin:
@@ -137,6 +137,11 @@ class SmolVLMAdapter(Idefics3AdapterBase):
     name = "smolvlm"
     model_types = ("smolvlm",)
     description = "SmolVLM: 512 px sub-images + global view, 64 tokens each, one run per view between markers"
+
+    @classmethod
+    def variants(cls) -> tuple[str, ...]:
+        """``smolvlm`` (256M/500M geometry) and ``smolvlm_2.2b`` (384 px views, 378 px of them seen)."""
+        return (*cls.model_types, tiny.SMOLVLM_2B)
 
     def prepare(
         self,

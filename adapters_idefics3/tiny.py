@@ -2,7 +2,9 @@
 
 Idefics3-8B splits into 364 px sub-images (patch 14, pixel shuffle 2: 13x13 = 169 tokens each)
 after resizing the longest edge to 4 x 364; SmolVLM-256M/500M into 512 px sub-images (patch 16,
-pixel shuffle 4: 8x8 = 64 tokens) after resizing to 4 x 512. The tokenizer knows the marker
+pixel shuffle 4: 8x8 = 64 tokens) after resizing to 4 x 512; SmolVLM 2.2B into 384 px
+sub-images of patch 14, of which the patches see the first 378 px (27 patches, pixel shuffle 3:
+9x9 = 81 tokens), after resizing to 4 x 384. The tokenizer knows the marker
 tokens (``<fake_token_around_image>``, ``<global-img>``, ``<row_i_col_j>``) and, like the
 released Llama-3 style tokenizers, has ``"\\n"`` and ``"\\n\\n"`` as tokens, so the newlines the
 processor writes between rows count exactly as on a real checkpoint.
@@ -45,11 +47,17 @@ CHAT_TEMPLATE = (
 )
 """The Idefics3 / SmolVLM chat format: ``User:<image>{text}<end_of_utterance>\\nAssistant:``."""
 
+SMOLVLM_2B = "smolvlm_2.2b"
+"""Tiny variant with SmolVLM 2.2B's sub-image geometry: a 384 px side that 14 px patches do not divide."""
+
 # (sub-image side, patch size, pixel-shuffle factor, longest edge after the first resize)
 RELEASED: dict[str, tuple[int, int, int, int]] = {
     "idefics3": (364, 14, 2, 4 * 364),  # HuggingFaceM4/Idefics3-8B-Llama3
     "smolvlm": (512, 16, 4, 4 * 512),  # HuggingFaceTB/SmolVLM-256M-Instruct
+    SMOLVLM_2B: (384, 14, 3, 4 * 384),  # HuggingFaceTB/SmolVLM-Instruct, SmolVLM2-2.2B-Instruct
 }
+MODEL_TYPE = {"idefics3": "idefics3", "smolvlm": "smolvlm", SMOLVLM_2B: "smolvlm"}
+"""The ``model_type`` of each tiny variant."""
 
 
 def tiny_tokenizer() -> PreTrainedTokenizerFast:
@@ -70,11 +78,11 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def tiny_config(model_type: str) -> PretrainedConfig:
-    """A two-layer ``idefics3`` or ``smolvlm`` config (Llama text model) with the released vision geometry."""
-    if model_type not in RELEASED:
-        raise ValueError(f"no tiny config for model_type {model_type!r}; known: {sorted(RELEASED)}")
-    side, patch, shuffle, _ = RELEASED[model_type]
+def tiny_config(variant: str) -> PretrainedConfig:
+    """A two-layer ``idefics3`` or ``smolvlm`` config (Llama text model) with a released vision geometry."""
+    if variant not in RELEASED:
+        raise ValueError(f"no tiny config for {variant!r}; known: {sorted(RELEASED)}")
+    side, patch, shuffle, _ = RELEASED[variant]
     tok = tiny_tokenizer()
     image_token_id = tok.convert_tokens_to_ids(IMAGE)
     assert isinstance(image_token_id, int)
@@ -99,7 +107,7 @@ def tiny_config(model_type: str) -> PretrainedConfig:
         "image_size": side,
         "patch_size": patch,
     }
-    config_cls = Idefics3Config if model_type == "idefics3" else SmolVLMConfig
+    config_cls = Idefics3Config if MODEL_TYPE[variant] == "idefics3" else SmolVLMConfig
     return config_cls(text_config=text, vision_config=vision, scale_factor=shuffle, image_token_id=image_token_id)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from adapters_idefics3.tiny import SMOLVLM_2B
 from vlm_adapters import BackboneAdapter, ImageGeometry
 from vlm_adapters.testing import AdapterContract
 
@@ -21,3 +22,10 @@ class TestIdefics3Contract(SplitContract):
 
 class TestSmolVLMContract(SplitContract):
     adapter_name = "smolvlm"
+
+
+class TestSmolVLM2BContract(SplitContract):
+    """SmolVLM 2.2B's geometry: 384 px views whose last 6 px no 14 px patch covers."""
+
+    adapter_name = "smolvlm"
+    variant = SMOLVLM_2B

@@ -166,12 +166,15 @@ def check_declared_grid(
 def view_cells(pixels: torch.Tensor, geometries: Sequence[ImageGeometry]) -> list[torch.Tensor]:
     """Views stacked in order (``[..., views, C, H, W]``, every image's views one after the other)
     averaged over each view's token cells: ``[cells, C]`` per image, for comparing two versions of
-    the same images' pixels."""
+    the same images' pixels. A view's cells span its ``input_size``, the top-left corner of its
+    pixels; rows and columns beyond it (which the patches never cover) are left out."""
     flat = pixels.reshape(-1, *pixels.shape[-3:]).float()
     out, start = [], 0
     for g in geometries:
         pooled = [
-            torch.nn.functional.adaptive_avg_pool2d(x, view.token_grid).flatten(1).T
+            torch.nn.functional.adaptive_avg_pool2d(x[:, : view.input_size[0], : view.input_size[1]], view.token_grid)
+            .flatten(1)
+            .T
             for x, view in zip(flat[start : start + g.num_views], g.views, strict=True)
         ]
         out.append(torch.cat(pooled))
