@@ -80,6 +80,11 @@ class View(BaseModel):
     id, in sequence order), ``row_separators`` extra tokens end each row (a newline feature, part
     of the span but of no cell), and ``run`` says which contiguous run of the image's tokens holds
     it. Tokens are in raster order over ``(temporal,) rows, cols``.
+
+    ``input_size`` is what the grid spans, which may be less than the pixels the processor makes
+    for the view: when the patches do not divide a view's side, the patch convolution drops the
+    last rows and columns, so ``input_size`` is the covered top-left part and ``box`` is the part
+    of the image it shows. The strip beyond is in no box, so maps leave it out.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
