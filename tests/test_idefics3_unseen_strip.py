@@ -25,12 +25,12 @@ SIZES = [(427, 640), (640, 427), (100, 300), (20, 20), (900, 200)]
 
 
 def idefics3_like_2b() -> Idefics3Adapter:
-    """An ``idefics3`` checkpoint with the same non-dividing geometry as SmolVLM 2.2B."""
+    """SmolVLM-Instruct (2.2B) is an ``idefics3`` checkpoint: the tiny one with the 2.2B vision geometry."""
     cfg = Idefics3Adapter.tiny_config()
-    small = SmolVLMAdapter.tiny_config(SMOLVLM_2B)
-    cfg.vision_config.image_size = small.vision_config.image_size
-    cfg.vision_config.patch_size = small.vision_config.patch_size
-    cfg.scale_factor = small.scale_factor
+    two_b = SmolVLMAdapter.tiny_config(SMOLVLM_2B)
+    cfg.vision_config.image_size = two_b.vision_config.image_size
+    cfg.vision_config.patch_size = two_b.vision_config.patch_size
+    cfg.scale_factor = two_b.scale_factor
     return Idefics3Adapter(cfg, Idefics3Adapter.tiny_processor(cfg))
 
 
@@ -69,7 +69,9 @@ def test_the_stock_model_never_sees_the_strip(adapter: Idefics3AdapterBase, mode
     """Noise in the last ``side - seen`` rows and columns of every view leaves the image features
     as they were; a change in the last seen row does not."""
     side, seen, _ = seen_pixels(adapter)
-    out = adapter.processor(images=[[smooth_image(427, 640, seed=1)]], text=["<image>"], return_tensors="pt")
+    out = adapter.processor(
+        images=[[smooth_image(427, 640, seed=1)]], text=[adapter.processor.image_token], return_tensors="pt"
+    )
     pixels, mask = out["pixel_values"], out["pixel_attention_mask"]
     assert tuple(pixels.shape[-2:]) == (side, side)
 
