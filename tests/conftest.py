@@ -2,7 +2,6 @@
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,13 +9,19 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# The inspect cache of a test run starts empty and never touches the user's own.
-os.environ["VLM_ADAPTERS_CACHE"] = tempfile.mkdtemp(prefix="vlm-adapters-test-cache-")
 
 import torch
 
 # Tiny models: one thread avoids thread-pool stalls when the 2 cores are shared.
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def own_inspect_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's inspect cache starts empty and is not the user's (subprocesses inherit it)."""
+    folder = tmp_path_factory.mktemp("inspect-cache")
+    monkeypatch.setenv("VLM_ADAPTERS_CACHE", str(folder))
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,9 @@
 
 Startup stays light: this module imports neither torch nor transformers (``--help``,
 ``--version`` and ``list`` never load them); ``run`` and ``extract`` import what they need when
-they execute, and ``inspect`` only when its answer is not in the inspect cache. Bad input is
-one line on stderr and exit status 2; ``--debug`` shows tracebacks.
+they execute, and ``inspect`` only for a model it was not asked about before (or a hub id, or a
+new image size of a kind whose geometry uses transformers helpers: see ``inspect_cache``). Bad
+input is one line on stderr and exit status 2; ``--debug`` shows tracebacks.
 """
 
 from __future__ import annotations
@@ -73,21 +74,23 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def as_json(value: Any) -> Any:
-    """``value`` as JSON gives it back (tuples become lists), so a fresh and a remembered answer print alike."""
+    """A JSON round trip of ``value`` (tuples become lists), so fresh and remembered answers print alike."""
     return json.loads(json.dumps(value))
 
 
 def inspect_data(
-    name: str | None, model: str | None, image_size: tuple[int, int] | None, remember: bool = True
+    name: str | None, model: str | None, image_size: tuple[int, int] | None, remember: bool = False
 ) -> dict[str, Any]:
     """What ``inspect`` prints: the model's layer and head counts, the spec, one image size's geometry.
 
-    Answered from the inspect cache when the same model was inspected before with the same code
-    (no transformers import then); see :mod:`vlm_adapters.inspect_cache`.
+    With ``remember`` (the CLI's default) it is answered from the inspect cache when the same model
+    was inspected before with the same code, without importing transformers; see
+    :mod:`vlm_adapters.inspect_cache`.
     """
     from .inspect_cache import InspectEntry
-    from .spec import spec_from_dict
+    from .spec import SpecBase, spec_from_dict
 
+    spec: SpecBase | None = None
     entry = InspectEntry.for_command(name, model) if remember else None
     stored = entry.load() if entry is not None else None
     if stored is None:
@@ -104,7 +107,7 @@ def inspect_data(
         )
         geometries: dict[str, Any] = {}
     else:
-        spec, data, geometries = None, stored["data"], stored["geometries"]
+        data, geometries = stored["data"], stored["geometries"]
     changed = stored is None
     if image_size is not None:
         size = f"{image_size[0]}x{image_size[1]}"

@@ -205,6 +205,20 @@ class Registry:
         return cls
 
     # --- queries -------------------------------------------------------------------------
+    def code_modules(self) -> list[str]:
+        """The module of every registered plugin, adapter and spec kind (refs by import path, nothing
+        imported): the code an answer about any adapter may come from."""
+        self._ensure_loaded()
+        plugins = {p.__name__ if isinstance(p, ModuleType) else type(p).__module__ for p in self.pm.get_plugins()}
+        adapters = {
+            info.ref.target.partition(":")[0] if info.ref is not None else getattr(info.cls, "__module__", "")
+            for info in self._adapters.values()
+        }
+        kinds = {
+            k.target.partition(":")[0] if isinstance(k, SpecKindRef) else k.__module__ for k in self._kinds.values()
+        }
+        return sorted((plugins | adapters | kinds) - {""})
+
     def spec_kinds(self) -> dict[str, type[SpecBase]]:
         """Every registered spec kind: name -> class (kinds registered by ref are imported)."""
         self._ensure_loaded()
