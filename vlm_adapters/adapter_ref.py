@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from .spec import SpecBase
 
 
+def target_module(target: str) -> str:
+    """The module part of a ``"package.module:Name"`` target (nothing imported)."""
+    return target.partition(":")[0]
+
+
 def import_target(target: str, what: str) -> object:
     """The object a ``"package.module:Name"`` target names."""
     module_name, _, attr = target.partition(":")

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from . import hookspecs
-from .adapter_ref import AdapterRef, SpecKindRef
+from .adapter_ref import AdapterRef, SpecKindRef, target_module
 from .errors import AdapterNotFoundError, PluginLoadError
 from .spec import SpecBase
 
@@ -211,12 +211,10 @@ class Registry:
         self._ensure_loaded()
         plugins = {p.__name__ if isinstance(p, ModuleType) else type(p).__module__ for p in self.pm.get_plugins()}
         adapters = {
-            info.ref.target.partition(":")[0] if info.ref is not None else getattr(info.cls, "__module__", "")
+            target_module(info.ref.target) if info.ref is not None else getattr(info.cls, "__module__", "")
             for info in self._adapters.values()
         }
-        kinds = {
-            k.target.partition(":")[0] if isinstance(k, SpecKindRef) else k.__module__ for k in self._kinds.values()
-        }
+        kinds = {target_module(k.target) if isinstance(k, SpecKindRef) else k.__module__ for k in self._kinds.values()}
         return sorted((plugins | adapters | kinds) - {""})
 
     def spec_kinds(self) -> dict[str, type[SpecBase]]:
